@@ -1,0 +1,1 @@
+"""HTTP API of the tracing service (FastAPI). Thin routers over :mod:`tracing`."""

@@ -1,0 +1,171 @@
+"""The store contract: every backend must behave the same for every verb of the port."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from graph_models import (
+    ContactClass,
+    ContactEvent,
+    Person,
+    PersonStatus,
+    Place,
+    TracedContact,
+    TransmissionLink,
+    Visit,
+)
+from tests.builders import at, case, contact, person
+from tracing.store import GraphBatch
+
+
+def _sample_batch() -> GraphBatch:
+    return GraphBatch(
+        persons=[
+            case("C1", onset=at(10, 8), name="张三", id_number="110101199001011234", phone="13800138000",
+                 household_id="H1", address="朝阳区 1 号", lat=39.9, lon=116.4, region="110105",
+                 sampled_at=at(10, 9), reported_at=at(11, 9, 30), isolated_at=at(11, 12),
+                 attributes={"age": 34, "sex": "m", "note": None}),
+            person("P1", household_id="H1"),
+            person("P2", status="suspected"),
+        ],
+        places=[Place(id="L1", name="Market 市场", kind="market", lat=39.91, lon=116.41, region="110105")],
+        events=[
+            contact("E1", "C1", "P1", at(9, 18), kind="household"),
+            contact("E2", "P2", "C1", at(8, 12), hours=0.5, kind="meal", closeness="general", place_id="L1"),
+            contact("E3", "P1", "P2", at(3, 12)),
+        ],
+        visits=[Visit(id="V1", person_id="C1", place_id="L1", start=at(9, 10), end=at(9, 11))],
+        links=[TransmissionLink(infector="C1", infectee="P1", exposure="family", exposed_at=at(9, 18))],
+    )
+
+
+def test_round_trip_keeps_every_field(store):
+    batch = _sample_batch()
+    store.apply(batch)
+    got = store.get_persons(["C1", "P1", "P2", "nobody"])
+    assert set(got) == {"C1", "P1", "P2"}
+    assert got["C1"] == batch.persons[0]
+    assert got["C1"].onset_at.tzinfo is not None
+    assert store.get_places(["L1"])["L1"] == batch.places[0]
+    assert store.get_events(["E2"])["E2"] == batch.events[1]
+    assert store.visits_of(["C1"]) == batch.visits
+    assert store.links_from(["C1"]) == batch.links
+    counts = store.counts()
+    assert (counts.persons, counts.places, counts.events, counts.visits, counts.links) == (3, 1, 3, 1, 1)
+
+
+def test_upsert_by_key_is_idempotent_and_updates(store):
+    store.apply(_sample_batch())
+    store.apply(_sample_batch())
+    assert store.counts().events == 3
+    store.apply(GraphBatch(persons=[case("C1", onset=at(12))], events=[contact("E1", "C1", "P1", at(9, 20))]))
+    assert store.get_persons(["C1"])["C1"].onset_at == at(12)
+    assert store.get_persons(["C1"])["C1"].name is None  # an upsert replaces the whole record
+    assert store.get_events(["E1"])["E1"].start == at(9, 20)
+    assert store.counts().persons == 3
+
+
+def test_failed_batch_writes_nothing(store):
+    good = _sample_batch()
+    # A record without its key fails inside the write, after earlier records of the batch went in.
+    broken = ContactEvent.model_construct(
+        id="E9", a=None, b="P1", start=at(9), end=at(9, 1), kind="other", place_id=None, source="interview",
+        closeness="close",
+    )
+    good.events.append(broken)
+    with pytest.raises(Exception):
+        store.apply(good)
+    counts = store.counts()
+    assert (counts.persons, counts.places, counts.events, counts.visits, counts.links) == (0, 0, 0, 0, 0)
+
+
+def test_events_touching_filters_by_overlap_inclusive(store):
+    store.apply(_sample_batch())
+    # E1 runs 9th 18:00-19:00: a window ending exactly at its start, or starting exactly at its end, still overlaps.
+    assert [e.id for e in store.events_touching(["C1"], start=at(9, 19), end=at(30))] == ["E1"]
+    assert [e.id for e in store.events_touching(["C1"], start=at(1), end=at(9, 18))] == ["E2", "E1"]
+    assert [e.id for e in store.events_touching(["C1"], start=at(9, 19, 0, 1), end=at(30))] == []
+    assert [e.id for e in store.events_touching(["P1", "P2"])] == ["E3", "E2", "E1"]
+    assert store.events_touching(["nobody"]) == []
+
+
+def test_events_may_reference_persons_not_in_store(store):
+    store.apply(GraphBatch(events=[contact("E1", "ghost-a", "ghost-b", at(5))]))
+    assert [e.id for e in store.events_touching(["ghost-a"])] == ["E1"]
+    assert store.get_persons(["ghost-a", "ghost-b"]) == {}
+    assert store.counts().persons == 0
+
+
+def test_multi_edges_between_the_same_pair(store):
+    store.apply(GraphBatch(events=[contact(f"E{i}", "A", "B", at(1 + i)) for i in range(5)]))
+    assert [e.id for e in store.events_touching(["B"], start=at(3), end=at(4, 0, 30))] == ["E2", "E3"]
+
+
+def test_visits_by_person_and_place(store):
+    store.apply(
+        GraphBatch(
+            visits=[
+                Visit(id="V1", person_id="A", place_id="L1", start=at(2, 9), end=at(2, 10)),
+                Visit(id="V2", person_id="B", place_id="L1", start=at(2, 9, 30), end=at(2, 11)),
+                Visit(id="V3", person_id="B", place_id="L2", start=at(5), end=at(5, 1)),
+            ]
+        )
+    )
+    assert [v.id for v in store.visits_at(["L1"], start=at(2, 10), end=at(2, 10))] == ["V1", "V2"]
+    assert [v.id for v in store.visits_of(["B"], start=at(3), end=None)] == ["V3"]
+
+
+def test_links_both_directions_and_iteration(store):
+    links = [
+        TransmissionLink(infector="A", infectee="B"),
+        TransmissionLink(infector="A", infectee="C", exposure="funeral"),
+        TransmissionLink(infector="C", infectee="D"),
+    ]
+    store.apply(GraphBatch(links=links))
+    assert [(k.infector, k.infectee) for k in store.links_from(["A"])] == [("A", "B"), ("A", "C")]
+    assert [(k.infector, k.infectee) for k in store.links_to(["D", "B"])] == [("A", "B"), ("C", "D")]
+    assert sorted((k.infector, k.infectee) for k in store.iter_links()) == [("A", "B"), ("A", "C"), ("C", "D")]
+
+
+def test_persons_with_status_and_iteration(store):
+    store.apply(_sample_batch())
+    assert [p.id for p in store.persons_with_status([PersonStatus.CONFIRMED, PersonStatus.ASYMPTOMATIC])] == ["C1"]
+    assert sorted(p.id for p in store.iter_persons()) == ["C1", "P1", "P2"]
+    assert sorted(e.id for e in store.iter_events()) == ["E1", "E2", "E3"]
+    assert [p.id for p in store.iter_places()] == ["L1"]
+    assert [v.id for v in store.iter_visits()] == ["V1"]
+
+
+def test_delete_events(store):
+    store.apply(_sample_batch())
+    assert store.delete_events(["E1", "E3", "missing"]) == 2
+    assert sorted(e.id for e in store.iter_events()) == ["E2"]
+
+
+def test_derived_relations_replace_and_reverse_lookup(store):
+    derived_at = datetime(2022, 4, 20, tzinfo=timezone.utc)
+    first = [
+        TracedContact(case_id="C1", person_id="P1", contact_class=ContactClass.CLOSE, source_id="C1",
+                      exposed_at=at(9, 18), evidence=["E1"], exposure_count=2),
+        TracedContact(case_id="C1", person_id="P2", contact_class=ContactClass.SECONDARY, source_id="P1",
+                      exposed_at=at(9, 20), evidence=["E1", "E3"]),
+    ]
+    store.replace_derived("C1", first, derived_at=derived_at)
+    assert store.derived_for_case("C1") == first
+    assert store.cases_deriving(["P2"]) == {"C1"}
+    assert store.cases_deriving(["P1"]) == {"C1"}  # as target and as the source of a secondary contact
+    store.replace_derived("C1", first[:1], derived_at=derived_at + timedelta(hours=1))
+    assert store.derived_for_case("C1") == first[:1]
+    assert store.cases_deriving(["P2"]) == set()
+    assert [(c.person_id, when) for c, when in store.iter_derived()] == [("P1", derived_at + timedelta(hours=1))]
+    store.replace_derived("C1", [], derived_at=derived_at)
+    assert store.derived_for_case("C1") == [] and store.counts().derived == 0
+
+
+def test_large_id_lists_are_chunked(store):
+    ids = [f"P{i:05d}" for i in range(2500)]
+    store.apply(GraphBatch(persons=[Person(id=i) for i in ids], events=[contact(f"E{i}", i, "hub", at(2)) for i in ids]))
+    assert len(store.get_persons(ids)) == 2500
+    assert len(store.events_touching(ids[:1500])) == 1500

@@ -1,0 +1,119 @@
+"""The storage port: the few verbs tracing needs from any graph store.
+
+Adapters (SQLite, Neo4j) implement :class:`GraphStore` and hold no tracing
+rules: they store, look up by key and filter by time window, nothing more.
+Every write verb is atomic: a batch is written whole or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from graph_models import (
+    ContactEvent,
+    Person,
+    PersonStatus,
+    Place,
+    TracedContact,
+    TransmissionLink,
+    Visit,
+)
+
+
+@dataclass
+class GraphBatch:
+    """Everything one atomic write puts into the graph (upserts by key).
+
+    Keys: persons, places, events and visits by ``id``; transmission links
+    by ``(infector, infectee)``.
+    """
+
+    persons: list[Person] = field(default_factory=list)
+    places: list[Place] = field(default_factory=list)
+    events: list[ContactEvent] = field(default_factory=list)
+    visits: list[Visit] = field(default_factory=list)
+    links: list[TransmissionLink] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.persons) + len(self.places) + len(self.events) + len(self.visits) + len(self.links)
+
+
+@dataclass(frozen=True)
+class StoreCounts:
+    persons: int
+    places: int
+    events: int
+    visits: int
+    links: int
+    derived: int
+
+
+@runtime_checkable
+class GraphStore(Protocol):
+    """A contact graph behind a small set of verbs.
+
+    Time-window filters select records whose interval *overlaps*
+    ``[start, end]`` (both inclusive); ``None`` leaves that side open.
+    """
+
+    # --- writes (each call is one transaction) ---------------------------------
+    def apply(self, batch: GraphBatch) -> None:
+        """Upsert everything in ``batch`` atomically; on any error nothing is written."""
+
+    def delete_events(self, event_ids: Sequence[str]) -> int:
+        """Remove contact events by id; returns how many existed."""
+
+    def replace_derived(self, case_id: str, contacts: Sequence[TracedContact], derived_at: datetime) -> None:
+        """Replace all derived relations of ``case_id`` with ``contacts`` atomically."""
+
+    # --- reads -------------------------------------------------------------------
+    def get_persons(self, person_ids: Iterable[str]) -> dict[str, Person]:
+        """Persons by id; unknown ids are absent from the result."""
+
+    def get_places(self, place_ids: Iterable[str]) -> dict[str, Place]: ...
+
+    def persons_with_status(self, statuses: Iterable[PersonStatus]) -> list[Person]: ...
+
+    def iter_persons(self) -> Iterator[Person]: ...
+
+    def events_touching(
+        self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[ContactEvent]:
+        """Contact events with either end in ``person_ids`` overlapping the window, ordered by start."""
+
+    def visits_of(
+        self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Visit]: ...
+
+    def visits_at(
+        self, place_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Visit]: ...
+
+    def links_from(self, infector_ids: Iterable[str]) -> list[TransmissionLink]: ...
+
+    def links_to(self, infectee_ids: Iterable[str]) -> list[TransmissionLink]: ...
+
+    def iter_links(self) -> Iterator[TransmissionLink]: ...
+
+    def iter_events(self) -> Iterator[ContactEvent]: ...
+
+    def iter_places(self) -> Iterator[Place]: ...
+
+    def iter_visits(self) -> Iterator[Visit]: ...
+
+    def get_events(self, event_ids: Iterable[str]) -> dict[str, ContactEvent]: ...
+
+    def iter_derived(self) -> Iterator[tuple[TracedContact, datetime]]:
+        """Every stored derived relation with the time it was derived (for migrations and exports)."""
+
+    def derived_for_case(self, case_id: str) -> list[TracedContact]: ...
+
+    def cases_deriving(self, person_ids: Iterable[str]) -> set[str]:
+        """Ids of cases whose derived relations mention any of ``person_ids`` (as source or target)."""
+
+    def counts(self) -> StoreCounts: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,430 @@
+"""Embedded SQLite adapter of the graph store: the default, no server needed.
+
+Times are stored as integer microseconds since the Unix epoch (UTC) so that
+window filters are plain integer comparisons on indexed columns. Every write
+verb runs in one ``BEGIN IMMEDIATE`` transaction; WAL lets readers (another
+process polling an import, the API) see only committed batches.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from graph_models import (
+    Closeness,
+    ContactEvent,
+    ContactKind,
+    ContactSource,
+    Person,
+    PersonStatus,
+    Place,
+    TracedContact,
+    TransmissionLink,
+    Visit,
+)
+
+from .port import GraphBatch, StoreCounts
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# SQLite's default limit on bound parameters is 32766; stay well below it.
+_CHUNK = 900
+
+
+def _to_us(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _from_us(value: int | None) -> datetime | None:
+    if value is None:
+        return None
+    return _EPOCH + timedelta(microseconds=value)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS persons (
+    id TEXT PRIMARY KEY NOT NULL,
+    status TEXT NOT NULL,
+    household_id TEXT,
+    region TEXT,
+    onset_at INTEGER, sampled_at INTEGER, confirmed_at INTEGER, reported_at INTEGER, isolated_at INTEGER,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS persons_status ON persons(status);
+CREATE INDEX IF NOT EXISTS persons_household ON persons(household_id);
+CREATE TABLE IF NOT EXISTS places (
+    id TEXT PRIMARY KEY NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS contact_events (
+    id TEXT PRIMARY KEY NOT NULL,
+    a TEXT NOT NULL, b TEXT NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+    kind TEXT NOT NULL, place_id TEXT, source TEXT NOT NULL, closeness TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS contact_events_a ON contact_events(a, start);
+CREATE INDEX IF NOT EXISTS contact_events_b ON contact_events(b, start);
+CREATE TABLE IF NOT EXISTS visits (
+    id TEXT PRIMARY KEY NOT NULL,
+    person_id TEXT NOT NULL, place_id TEXT NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS visits_person ON visits(person_id, start);
+CREATE INDEX IF NOT EXISTS visits_place ON visits(place_id, start);
+CREATE TABLE IF NOT EXISTS transmission_links (
+    infector TEXT NOT NULL, infectee TEXT NOT NULL,
+    exposure TEXT, exposed_at INTEGER,
+    PRIMARY KEY (infector, infectee)
+);
+CREATE INDEX IF NOT EXISTS transmission_links_infectee ON transmission_links(infectee);
+CREATE TABLE IF NOT EXISTS derived_contacts (
+    case_id TEXT NOT NULL,
+    person_id TEXT NOT NULL,
+    contact_class TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    exposed_at INTEGER NOT NULL,
+    evidence TEXT NOT NULL,
+    exposure_count INTEGER NOT NULL,
+    derived_at INTEGER NOT NULL,
+    PRIMARY KEY (case_id, person_id)
+);
+CREATE INDEX IF NOT EXISTS derived_person ON derived_contacts(person_id);
+CREATE INDEX IF NOT EXISTS derived_source ON derived_contacts(source_id);
+"""
+
+_UPSERT_PERSON = """
+INSERT INTO persons (id, status, household_id, region, onset_at, sampled_at, confirmed_at, reported_at,
+                     isolated_at, doc)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(id) DO UPDATE SET status=excluded.status, household_id=excluded.household_id,
+    region=excluded.region, onset_at=excluded.onset_at, sampled_at=excluded.sampled_at,
+    confirmed_at=excluded.confirmed_at, reported_at=excluded.reported_at,
+    isolated_at=excluded.isolated_at, doc=excluded.doc
+"""
+_UPSERT_PLACE = "INSERT INTO places (id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc=excluded.doc"
+_UPSERT_EVENT = """
+INSERT INTO contact_events (id, a, b, start, "end", kind, place_id, source, closeness)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(id) DO UPDATE SET a=excluded.a, b=excluded.b, start=excluded.start, "end"=excluded."end",
+    kind=excluded.kind, place_id=excluded.place_id, source=excluded.source, closeness=excluded.closeness
+"""
+_UPSERT_VISIT = """
+INSERT INTO visits (id, person_id, place_id, start, "end") VALUES (?, ?, ?, ?, ?)
+ON CONFLICT(id) DO UPDATE SET person_id=excluded.person_id, place_id=excluded.place_id,
+    start=excluded.start, "end"=excluded."end"
+"""
+_UPSERT_LINK = """
+INSERT INTO transmission_links (infector, infectee, exposure, exposed_at) VALUES (?, ?, ?, ?)
+ON CONFLICT(infector, infectee) DO UPDATE SET exposure=excluded.exposure, exposed_at=excluded.exposed_at
+"""
+_INSERT_DERIVED = """
+INSERT INTO derived_contacts (case_id, person_id, contact_class, source_id, exposed_at, evidence,
+                              exposure_count, derived_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_EVENT_COLUMNS = 'id, a, b, start, "end", kind, place_id, source, closeness'
+_VISIT_COLUMNS = 'id, person_id, place_id, start, "end"'
+_DERIVED_COLUMNS = "case_id, person_id, contact_class, source_id, exposed_at, evidence, exposure_count"
+
+
+def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
+    unique = list(dict.fromkeys(ids))
+    for i in range(0, len(unique), _CHUNK):
+        yield unique[i : i + _CHUNK]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _window_sql(start: datetime | None, end: datetime | None) -> tuple[str, list[int]]:
+    clauses, params = [], []
+    if end is not None:
+        clauses.append("start <= ?")
+        params.append(_to_us(end))
+    if start is not None:
+        clauses.append('"end" >= ?')
+        params.append(_to_us(start))
+    return "".join(f" AND {c}" for c in clauses), params
+
+
+def _event(row: tuple) -> ContactEvent:
+    # Rows were validated on the way in; skip re-validation on this hot path.
+    return ContactEvent.model_construct(
+        id=row[0], a=row[1], b=row[2], start=_from_us(row[3]), end=_from_us(row[4]),
+        kind=ContactKind(row[5]), place_id=row[6], source=ContactSource(row[7]), closeness=Closeness(row[8]),
+    )
+
+
+def _visit(row: tuple) -> Visit:
+    return Visit.model_construct(
+        id=row[0], person_id=row[1], place_id=row[2], start=_from_us(row[3]), end=_from_us(row[4])
+    )
+
+
+def _link(row: tuple) -> TransmissionLink:
+    return TransmissionLink.model_construct(
+        infector=row[0], infectee=row[1], exposure=row[2], exposed_at=_from_us(row[3])
+    )
+
+
+def _derived(row: tuple) -> TracedContact:
+    return TracedContact(
+        case_id=row[0], person_id=row[1], contact_class=row[2], source_id=row[3],
+        exposed_at=_from_us(row[4]), evidence=json.loads(row[5]), exposure_count=row[6],
+    )
+
+
+class SQLiteStore:
+    """Graph store in one SQLite file (or ``:memory:``).
+
+    Safe to share between threads: one connection guarded by a lock, which
+    is what SQLite serialises to anyway.
+    """
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
+        if self.path != ":memory:":
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a committed batch survives a crash of the process,
+            # which is the guarantee imports promise; only an OS crash may lose the last one.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=10000")
+        self._conn.execute("PRAGMA foreign_keys=OFF")
+        self._conn.executescript(_SCHEMA)
+
+    # --- plumbing -------------------------------------------------------------------
+    def _write(self, fn) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                fn(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def _iter(self, columns: str, table: str, page: int = 10_000) -> Iterator[tuple]:
+        # Keyset pages by rowid, each read under the lock, so a long iteration never
+        # starves writers and never costs more than one index seek per page.
+        last = -1
+        while True:
+            rows = self._query(
+                f"SELECT rowid, {columns} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?", (last, page)
+            )
+            for row in rows:
+                yield row[1:]
+            if len(rows) < page:
+                return
+            last = rows[-1][0]
+
+    # --- writes ---------------------------------------------------------------------
+    def apply(self, batch: GraphBatch) -> None:
+        person_rows = [
+            (p.id, p.status.value, p.household_id, p.region, _to_us(p.onset_at), _to_us(p.sampled_at),
+             _to_us(p.confirmed_at), _to_us(p.reported_at), _to_us(p.isolated_at), p.model_dump_json())
+            for p in sorted(batch.persons, key=lambda p: p.id)
+        ]
+        place_rows = [(p.id, p.model_dump_json()) for p in sorted(batch.places, key=lambda p: p.id)]
+        event_rows = [
+            (e.id, e.a, e.b, _to_us(e.start), _to_us(e.end), e.kind.value, e.place_id, e.source.value,
+             e.closeness.value)
+            for e in batch.events
+        ]
+        visit_rows = [(v.id, v.person_id, v.place_id, _to_us(v.start), _to_us(v.end)) for v in batch.visits]
+        link_rows = [(k.infector, k.infectee, k.exposure, _to_us(k.exposed_at)) for k in batch.links]
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(_UPSERT_PERSON, person_rows)
+            conn.executemany(_UPSERT_PLACE, place_rows)
+            conn.executemany(_UPSERT_EVENT, event_rows)
+            conn.executemany(_UPSERT_VISIT, visit_rows)
+            conn.executemany(_UPSERT_LINK, link_rows)
+
+        self._write(write)
+
+    def delete_events(self, event_ids: Sequence[str]) -> int:
+        deleted = 0
+
+        def write(conn: sqlite3.Connection) -> None:
+            nonlocal deleted
+            for chunk in _chunks(event_ids):
+                deleted += conn.execute(f"DELETE FROM contact_events WHERE id IN ({_marks(len(chunk))})", chunk).rowcount
+
+        self._write(write)
+        return deleted
+
+    def replace_derived(self, case_id: str, contacts: Sequence[TracedContact], derived_at: datetime) -> None:
+        stamp = _to_us(derived_at)
+        rows = [
+            (case_id, c.person_id, c.contact_class.value, c.source_id, _to_us(c.exposed_at),
+             json.dumps(c.evidence), c.exposure_count, stamp)
+            for c in contacts
+        ]
+        for c in contacts:
+            if c.case_id != case_id:
+                raise ValueError(f"derived contact {c.person_id!r} belongs to case {c.case_id!r}, not {case_id!r}")
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM derived_contacts WHERE case_id = ?", (case_id,))
+            conn.executemany(_INSERT_DERIVED, rows)
+
+        self._write(write)
+
+    # --- reads ----------------------------------------------------------------------
+    def get_persons(self, person_ids: Iterable[str]) -> dict[str, Person]:
+        found: dict[str, Person] = {}
+        for chunk in _chunks(person_ids):
+            for pid, doc in self._query(f"SELECT id, doc FROM persons WHERE id IN ({_marks(len(chunk))})", chunk):
+                found[pid] = Person.model_validate_json(doc)
+        return found
+
+    def get_places(self, place_ids: Iterable[str]) -> dict[str, Place]:
+        found: dict[str, Place] = {}
+        for chunk in _chunks(place_ids):
+            for pid, doc in self._query(f"SELECT id, doc FROM places WHERE id IN ({_marks(len(chunk))})", chunk):
+                found[pid] = Place.model_validate_json(doc)
+        return found
+
+    def get_events(self, event_ids: Iterable[str]) -> dict[str, ContactEvent]:
+        found: dict[str, ContactEvent] = {}
+        for chunk in _chunks(event_ids):
+            sql = f"SELECT {_EVENT_COLUMNS} FROM contact_events WHERE id IN ({_marks(len(chunk))})"
+            for row in self._query(sql, chunk):
+                found[row[0]] = _event(row)
+        return found
+
+    def persons_with_status(self, statuses: Iterable[PersonStatus]) -> list[Person]:
+        values = [PersonStatus(s).value for s in statuses]
+        if not values:
+            return []
+        rows = self._query(f"SELECT doc FROM persons WHERE status IN ({_marks(len(values))}) ORDER BY id", values)
+        return [Person.model_validate_json(doc) for (doc,) in rows]
+
+    def iter_persons(self) -> Iterator[Person]:
+        for (doc,) in self._iter("doc", "persons"):
+            yield Person.model_validate_json(doc)
+
+    def iter_places(self) -> Iterator[Place]:
+        for (doc,) in self._iter("doc", "places"):
+            yield Place.model_validate_json(doc)
+
+    def events_touching(
+        self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[ContactEvent]:
+        window, window_params = _window_sql(start, end)
+        seen: dict[str, ContactEvent] = {}
+        for chunk in _chunks(person_ids):
+            marks = _marks(len(chunk))
+            sql = (
+                f"SELECT {_EVENT_COLUMNS} FROM contact_events WHERE a IN ({marks}){window} "
+                f"UNION SELECT {_EVENT_COLUMNS} FROM contact_events WHERE b IN ({marks}){window}"
+            )
+            for row in self._query(sql, [*chunk, *window_params, *chunk, *window_params]):
+                if row[0] not in seen:
+                    seen[row[0]] = _event(row)
+        return sorted(seen.values(), key=lambda e: (e.start, e.id))
+
+    def _visits_by(self, column: str, ids: Iterable[str], start: datetime | None, end: datetime | None) -> list[Visit]:
+        window, window_params = _window_sql(start, end)
+        found: list[Visit] = []
+        for chunk in _chunks(ids):
+            sql = f"SELECT {_VISIT_COLUMNS} FROM visits WHERE {column} IN ({_marks(len(chunk))}){window}"
+            found.extend(_visit(row) for row in self._query(sql, [*chunk, *window_params]))
+        return sorted(found, key=lambda v: (v.start, v.id))
+
+    def visits_of(
+        self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Visit]:
+        return self._visits_by("person_id", person_ids, start, end)
+
+    def visits_at(
+        self, place_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Visit]:
+        return self._visits_by("place_id", place_ids, start, end)
+
+    def _links_by(self, column: str, ids: Iterable[str]) -> list[TransmissionLink]:
+        found: list[TransmissionLink] = []
+        for chunk in _chunks(ids):
+            sql = (
+                "SELECT infector, infectee, exposure, exposed_at FROM transmission_links "
+                f"WHERE {column} IN ({_marks(len(chunk))})"
+            )
+            found.extend(_link(row) for row in self._query(sql, chunk))
+        return sorted(found, key=lambda k: (k.infector, k.infectee))
+
+    def links_from(self, infector_ids: Iterable[str]) -> list[TransmissionLink]:
+        return self._links_by("infector", infector_ids)
+
+    def links_to(self, infectee_ids: Iterable[str]) -> list[TransmissionLink]:
+        return self._links_by("infectee", infectee_ids)
+
+    def iter_links(self) -> Iterator[TransmissionLink]:
+        for row in self._iter("infector, infectee, exposure, exposed_at", "transmission_links"):
+            yield _link(row)
+
+    def iter_events(self) -> Iterator[ContactEvent]:
+        for row in self._iter(_EVENT_COLUMNS, "contact_events"):
+            yield _event(row)
+
+    def iter_visits(self) -> Iterator[Visit]:
+        for row in self._iter(_VISIT_COLUMNS, "visits"):
+            yield _visit(row)
+
+    def derived_for_case(self, case_id: str) -> list[TracedContact]:
+        rows = self._query(
+            f"SELECT {_DERIVED_COLUMNS} FROM derived_contacts WHERE case_id = ? ORDER BY exposed_at, person_id",
+            (case_id,),
+        )
+        return [_derived(row) for row in rows]
+
+    def iter_derived(self) -> Iterator[tuple[TracedContact, datetime]]:
+        for row in self._iter(f"{_DERIVED_COLUMNS}, derived_at", "derived_contacts"):
+            yield _derived(row[:7]), _from_us(row[7])
+
+    def cases_deriving(self, person_ids: Iterable[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(person_ids):
+            marks = _marks(len(chunk))
+            sql = (
+                f"SELECT case_id FROM derived_contacts WHERE person_id IN ({marks}) "
+                f"UNION SELECT case_id FROM derived_contacts WHERE source_id IN ({marks})"
+            )
+            found.update(case_id for (case_id,) in self._query(sql, [*chunk, *chunk]))
+        return found
+
+    def counts(self) -> StoreCounts:
+        def count(table: str) -> int:
+            return self._query(f"SELECT count(*) FROM {table}")[0][0]
+
+        return StoreCounts(
+            persons=count("persons"), places=count("places"), events=count("contact_events"),
+            visits=count("visits"), links=count("transmission_links"), derived=count("derived_contacts"),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "SQLiteStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
