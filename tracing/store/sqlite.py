@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from contextlib import contextmanager
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 from graph_models import (
@@ -28,26 +29,15 @@ from graph_models import (
     Visit,
 )
 
+from .codec import from_epoch_us, to_epoch_us
 from .port import GraphBatch, StoreCounts
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # SQLite's default limit on bound parameters is 32766; stay well below it.
 _CHUNK = 900
 
 
-def _to_us(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _from_us(value: int | None) -> datetime | None:
-    if value is None:
-        return None
-    return _EPOCH + timedelta(microseconds=value)
+_to_us = to_epoch_us  # short local names: these run on every row
+_from_us = from_epoch_us
 
 
 _SCHEMA = """
@@ -203,19 +193,35 @@ class SQLiteStore:
             # which is the guarantee imports promise; only an OS crash may lose the last one.
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA busy_timeout=10000")
+            # SQLite's default page cache is 2 MB; a city-scale graph is hundreds of MB and
+            # tracing reads it randomly. A larger cache and memory-mapped reads keep it hot.
+            self._conn.execute("PRAGMA cache_size=-262144")  # KiB: 256 MB
+            self._conn.execute("PRAGMA mmap_size=1073741824")  # 1 GiB
+            self._conn.execute("PRAGMA temp_store=MEMORY")
         self._conn.execute("PRAGMA foreign_keys=OFF")
         self._conn.executescript(_SCHEMA)
 
     # --- plumbing -------------------------------------------------------------------
-    def _write(self, fn) -> None:
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on this database, for sibling repositories (deadlines, sites, ...).
+
+        Commits when the block ends normally, rolls back on any exception.
+        Repositories of other domains keep their own tables in the same file
+        so that one backup, one migration and one connection cover them all.
+        """
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                fn(self._conn)
+                yield self._conn
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        """Run a read-only statement (with bound parameters) for a sibling repository."""
+        return self._query(sql, params)
 
     def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
         with self._lock:
@@ -258,7 +264,8 @@ class SQLiteStore:
             conn.executemany(_UPSERT_VISIT, visit_rows)
             conn.executemany(_UPSERT_LINK, link_rows)
 
-        self._write(write)
+        with self.transaction() as conn:
+            write(conn)
 
     def delete_events(self, event_ids: Sequence[str]) -> int:
         deleted = 0
@@ -268,7 +275,8 @@ class SQLiteStore:
             for chunk in _chunks(event_ids):
                 deleted += conn.execute(f"DELETE FROM contact_events WHERE id IN ({_marks(len(chunk))})", chunk).rowcount
 
-        self._write(write)
+        with self.transaction() as conn:
+            write(conn)
         return deleted
 
     def replace_derived(self, case_id: str, contacts: Sequence[TracedContact], derived_at: datetime) -> None:
@@ -286,7 +294,8 @@ class SQLiteStore:
             conn.execute("DELETE FROM derived_contacts WHERE case_id = ?", (case_id,))
             conn.executemany(_INSERT_DERIVED, rows)
 
-        self._write(write)
+        with self.transaction() as conn:
+            write(conn)
 
     # --- reads ----------------------------------------------------------------------
     def get_persons(self, person_ids: Iterable[str]) -> dict[str, Person]:

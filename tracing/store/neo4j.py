@@ -1,0 +1,759 @@
+"""Neo4j adapter of the graph store (Neo4j 5.7+ server, Community or Enterprise, or Aura).
+
+Data model
+----------
+``(:Person {id, …})`` and ``(:Place {id, …})`` nodes hold every field of the
+model as a property (``None`` fields are absent; ``Person.attributes`` is a
+JSON string). Edges are relationships:
+
+* ``(:Person)-[:CONTACT {id, start, end, kind, place_id, source, closeness}]->(:Person)``
+  from ``a`` to ``b`` (multi-edges allowed, upserted by ``id``);
+* ``(:Person)-[:VISITED {id, start, end}]->(:Place)``;
+* ``(:Person)-[:INFECTED {key, exposure, exposed_at}]->(:Person)`` keyed by the
+  (infector, infectee) pair;
+* derived relations, one relationship type per :class:`ContactClass`
+  (``CLOSE_CONTACT``, ``SECONDARY_CONTACT``, ``GENERAL_CONTACT``) from the
+  contact's ``source_id`` to its ``person_id``, with ``{key, case_id,
+  exposed_at, evidence, exposure_count, derived_at}``.
+
+``key`` properties are ``json.dumps([x, y])`` of a two-part key (pair of a
+link; case and person of a derived relation): one indexed, unique, totally
+ordered value that lets uniqueness constraints guard the key and lets the
+``iter_*`` verbs page by keyset.
+
+Times are stored, like in the SQLite adapter, as integer **microseconds since
+the Unix epoch (UTC)**: window filters are integer comparisons that match
+SQLite's exactly, and the round trip is lossless (a Neo4j ``DateTime`` would
+be too, but costs more to compare and to convert in the driver).
+
+Endpoints that were never upserted (a contact with a person nobody imported)
+are created as *stub* nodes holding only ``id``. Real records carry
+``record: true`` (indexed) and every read of persons or places filters on it,
+so stubs stay invisible until an upsert fills them; an upsert replaces the
+whole property map (``SET n = row``), so fields absent from the new version
+are removed.
+
+Every write verb is one managed transaction (``execute_write``, retried on
+transient errors; the transaction functions are idempotent). Reads run in
+``execute_read`` and consume their results inside. With a routing URI
+(``neo4j://``, ``neo4j+s://``) all sessions share one bookmark manager, so a
+read sees the writes before it even on a cluster.
+Cypher is kept in module constants and takes parameters only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Any, LiteralString
+
+from neo4j import Driver, GraphDatabase, ManagedTransaction, NotificationDisabledClassification
+from neo4j.exceptions import AuthError, Forbidden, ServiceUnavailable
+
+from graph_models import (
+    Closeness,
+    ContactClass,
+    ContactEvent,
+    ContactKind,
+    ContactSource,
+    Person,
+    PersonStatus,
+    Place,
+    TracedContact,
+    TransmissionLink,
+    Visit,
+)
+
+from .codec import from_epoch_us, to_epoch_us
+from .port import GraphBatch, StoreCounts
+
+__all__ = ["Neo4jStore", "Neo4jUnavailable"]
+
+#: Rows per page of the ``iter_*`` verbs (one read transaction each).
+_PAGE = 10_000
+#: Relationships (then nodes) deleted per transaction by :meth:`Neo4jStore.wipe`.
+_WIPE_CHUNK = 10_000
+
+
+class Neo4jUnavailable(ConnectionError):
+    """The Neo4j server could not be reached (or refused the credentials)."""
+
+
+_to_us = to_epoch_us  # short local names: these run on every row
+_from_us = from_epoch_us
+
+
+def _pair_key(x: str, y: str) -> str:
+    return json.dumps([x, y], ensure_ascii=False)
+
+
+# --- schema ------------------------------------------------------------------------------
+# Uniqueness constraints first: each also provides the index MERGE and the lookups seek on.
+_DERIVED_TYPES = tuple(c.relation for c in ContactClass)
+_CLASS_OF_TYPE = {c.relation: c for c in ContactClass}
+
+_CONSTRAINTS: tuple[LiteralString, ...] = (
+    "CREATE CONSTRAINT person_id IF NOT EXISTS FOR (n:Person) REQUIRE n.id IS UNIQUE",
+    "CREATE CONSTRAINT place_id IF NOT EXISTS FOR (n:Place) REQUIRE n.id IS UNIQUE",
+    # Relationship property uniqueness constraints: Neo4j 5.7+, Community included.
+    "CREATE CONSTRAINT contact_id IF NOT EXISTS FOR ()-[r:CONTACT]-() REQUIRE r.id IS UNIQUE",
+    "CREATE CONSTRAINT visited_id IF NOT EXISTS FOR ()-[r:VISITED]-() REQUIRE r.id IS UNIQUE",
+    "CREATE CONSTRAINT infected_key IF NOT EXISTS FOR ()-[r:INFECTED]-() REQUIRE r.key IS UNIQUE",
+    "CREATE CONSTRAINT close_contact_key IF NOT EXISTS FOR ()-[r:CLOSE_CONTACT]-() REQUIRE r.key IS UNIQUE",
+    "CREATE CONSTRAINT secondary_contact_key IF NOT EXISTS FOR ()-[r:SECONDARY_CONTACT]-() REQUIRE r.key IS UNIQUE",
+    "CREATE CONSTRAINT general_contact_key IF NOT EXISTS FOR ()-[r:GENERAL_CONTACT]-() REQUIRE r.key IS UNIQUE",
+)
+_INDEXES: tuple[LiteralString, ...] = (
+    "CREATE INDEX person_record IF NOT EXISTS FOR (n:Person) ON (n.record)",
+    "CREATE INDEX person_status IF NOT EXISTS FOR (n:Person) ON (n.status)",
+    "CREATE INDEX place_record IF NOT EXISTS FOR (n:Place) ON (n.record)",
+    "CREATE INDEX close_contact_case IF NOT EXISTS FOR ()-[r:CLOSE_CONTACT]-() ON (r.case_id)",
+    "CREATE INDEX secondary_contact_case IF NOT EXISTS FOR ()-[r:SECONDARY_CONTACT]-() ON (r.case_id)",
+    "CREATE INDEX general_contact_case IF NOT EXISTS FOR ()-[r:GENERAL_CONTACT]-() ON (r.case_id)",
+)
+# No index on CONTACT.start / VISITED.start: every window filter of the port is anchored
+# on a Person or Place id and filters the relationships while expanding from it.
+_AWAIT_INDEXES: LiteralString = "CALL db.awaitIndexes($seconds)"
+_SHOW_CONSTRAINTS: LiteralString = "SHOW CONSTRAINTS YIELD name"
+_SHOW_INDEXES: LiteralString = "SHOW INDEXES YIELD name"
+
+
+def _schema_name(statement: str) -> str:
+    """``person_id`` of ``CREATE CONSTRAINT person_id IF NOT EXISTS …``."""
+    return statement.split()[2]
+
+# --- writes --------------------------------------------------------------------------------
+_UPSERT_PERSONS: LiteralString = "UNWIND $rows AS row MERGE (n:Person {id: row.id}) SET n = row"
+_UPSERT_PLACES: LiteralString = "UNWIND $rows AS row MERGE (n:Place {id: row.id}) SET n = row"
+# Rows travel once and flat (packing parameters is a good part of a batch's cost in the
+# driver). An upsert may move an event to other persons: the old relationship is deleted.
+_UPSERT_EVENTS: LiteralString = """
+UNWIND $rows AS row
+MERGE (a:Person {id: row.a})
+MERGE (b:Person {id: row.b})
+WITH row, a, b
+OPTIONAL MATCH (x)-[moved:CONTACT {id: row.id}]->(y) WHERE x <> a OR y <> b
+DELETE moved
+WITH row, a, b
+MERGE (a)-[r:CONTACT {id: row.id}]->(b)
+SET r = row {.id, .start, .end, .kind, .place_id, .source, .closeness}
+"""
+_UPSERT_VISITS: LiteralString = """
+UNWIND $rows AS row
+MERGE (p:Person {id: row.person_id})
+MERGE (l:Place {id: row.place_id})
+WITH row, p, l
+OPTIONAL MATCH (x)-[moved:VISITED {id: row.id}]->(y) WHERE x <> p OR y <> l
+DELETE moved
+WITH row, p, l
+MERGE (p)-[r:VISITED {id: row.id}]->(l)
+SET r = row {.id, .start, .end}
+"""
+_UPSERT_LINKS: LiteralString = """
+UNWIND $rows AS row
+MERGE (a:Person {id: row.infector})
+MERGE (b:Person {id: row.infectee})
+MERGE (a)-[r:INFECTED]->(b)
+SET r = row {.key, .exposure, .exposed_at}
+"""
+_DELETE_EVENTS: LiteralString = """
+UNWIND $ids AS eid
+MATCH ()-[r:CONTACT {id: eid}]->()
+DELETE r
+RETURN count(*) AS deleted
+"""
+_DELETE_DERIVED: dict[str, LiteralString] = {
+    "CLOSE_CONTACT": "MATCH ()-[r:CLOSE_CONTACT {case_id: $case_id}]->() DELETE r",
+    "SECONDARY_CONTACT": "MATCH ()-[r:SECONDARY_CONTACT {case_id: $case_id}]->() DELETE r",
+    "GENERAL_CONTACT": "MATCH ()-[r:GENERAL_CONTACT {case_id: $case_id}]->() DELETE r",
+}
+_CREATE_DERIVED: dict[str, LiteralString] = {
+    "CLOSE_CONTACT": """
+UNWIND $rows AS row
+MERGE (s:Person {id: row.source_id})
+MERGE (p:Person {id: row.person_id})
+CREATE (s)-[r:CLOSE_CONTACT]->(p)
+SET r = row {.key, .case_id, .exposed_at, .evidence, .exposure_count, .derived_at}
+""",
+    "SECONDARY_CONTACT": """
+UNWIND $rows AS row
+MERGE (s:Person {id: row.source_id})
+MERGE (p:Person {id: row.person_id})
+CREATE (s)-[r:SECONDARY_CONTACT]->(p)
+SET r = row {.key, .case_id, .exposed_at, .evidence, .exposure_count, .derived_at}
+""",
+    "GENERAL_CONTACT": """
+UNWIND $rows AS row
+MERGE (s:Person {id: row.source_id})
+MERGE (p:Person {id: row.person_id})
+CREATE (s)-[r:GENERAL_CONTACT]->(p)
+SET r = row {.key, .case_id, .exposed_at, .evidence, .exposure_count, .derived_at}
+""",
+}
+_WIPE_RELATIONSHIPS: LiteralString = "MATCH ()-[r]->() WITH r LIMIT $limit DELETE r RETURN count(*) AS n"
+_WIPE_NODES: LiteralString = "MATCH (n) WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS n"
+
+# --- reads ---------------------------------------------------------------------------------
+_GET_PERSONS: LiteralString = """
+UNWIND $ids AS pid
+MATCH (n:Person {id: pid}) WHERE n.record = true
+RETURN properties(n) AS props
+"""
+_GET_PLACES: LiteralString = """
+UNWIND $ids AS pid
+MATCH (n:Place {id: pid}) WHERE n.record = true
+RETURN properties(n) AS props
+"""
+_PERSONS_WITH_STATUS: LiteralString = """
+UNWIND $statuses AS status
+MATCH (n:Person {status: status}) USING INDEX n:Person(status) WHERE n.record = true
+RETURN properties(n) AS props
+"""
+# The hint keeps the planner on the id index (ordered, range from $after) rather than the record one.
+_PAGE_PERSONS: LiteralString = """
+MATCH (n:Person) USING INDEX n:Person(id) WHERE n.id > $after AND n.record = true
+RETURN n.id AS key, properties(n) AS props ORDER BY n.id LIMIT $limit
+"""
+_PAGE_PLACES: LiteralString = """
+MATCH (n:Place) USING INDEX n:Place(id) WHERE n.id > $after AND n.record = true
+RETURN n.id AS key, properties(n) AS props ORDER BY n.id LIMIT $limit
+"""
+_GET_EVENTS: LiteralString = """
+UNWIND $ids AS eid
+MATCH (a:Person)-[r:CONTACT {id: eid}]->(b:Person)
+RETURN r.id AS id, a.id AS a, b.id AS b, r.start AS start, r.end AS end, r.kind AS kind,
+       r.place_id AS place_id, r.source AS source, r.closeness AS closeness
+"""
+# Anchored on the Person.id index; the window is filtered while expanding (overlap, inclusive).
+_EVENTS_TOUCHING: LiteralString = """
+UNWIND $ids AS pid
+MATCH (:Person {id: pid})-[r:CONTACT]-()
+WHERE ($end IS NULL OR r.start <= $end) AND ($start IS NULL OR r.end >= $start)
+WITH DISTINCT r
+RETURN r.id AS id, startNode(r).id AS a, endNode(r).id AS b, r.start AS start, r.end AS end, r.kind AS kind,
+       r.place_id AS place_id, r.source AS source, r.closeness AS closeness
+"""
+_PAGE_EVENTS: LiteralString = """
+MATCH (a:Person)-[r:CONTACT]->(b:Person) WHERE r.id > $after
+RETURN r.id AS id, a.id AS a, b.id AS b, r.start AS start, r.end AS end, r.kind AS kind,
+       r.place_id AS place_id, r.source AS source, r.closeness AS closeness
+ORDER BY r.id LIMIT $limit
+"""
+_VISITS_OF: LiteralString = """
+UNWIND $ids AS pid
+MATCH (p:Person {id: pid})-[r:VISITED]->(l:Place)
+WHERE ($end IS NULL OR r.start <= $end) AND ($start IS NULL OR r.end >= $start)
+RETURN DISTINCT r.id AS id, p.id AS person_id, l.id AS place_id, r.start AS start, r.end AS end
+"""
+_VISITS_AT: LiteralString = """
+UNWIND $ids AS lid
+MATCH (p:Person)-[r:VISITED]->(l:Place {id: lid})
+WHERE ($end IS NULL OR r.start <= $end) AND ($start IS NULL OR r.end >= $start)
+RETURN DISTINCT r.id AS id, p.id AS person_id, l.id AS place_id, r.start AS start, r.end AS end
+"""
+_PAGE_VISITS: LiteralString = """
+MATCH (p:Person)-[r:VISITED]->(l:Place) WHERE r.id > $after
+RETURN r.id AS id, p.id AS person_id, l.id AS place_id, r.start AS start, r.end AS end
+ORDER BY r.id LIMIT $limit
+"""
+_LINKS_FROM: LiteralString = """
+UNWIND $ids AS pid
+MATCH (a:Person {id: pid})-[r:INFECTED]->(b:Person)
+RETURN DISTINCT a.id AS infector, b.id AS infectee, r.exposure AS exposure, r.exposed_at AS exposed_at
+"""
+_LINKS_TO: LiteralString = """
+UNWIND $ids AS pid
+MATCH (a:Person)-[r:INFECTED]->(b:Person {id: pid})
+RETURN DISTINCT a.id AS infector, b.id AS infectee, r.exposure AS exposure, r.exposed_at AS exposed_at
+"""
+_PAGE_LINKS: LiteralString = """
+MATCH (a:Person)-[r:INFECTED]->(b:Person) WHERE r.key > $after
+RETURN r.key AS key, a.id AS infector, b.id AS infectee, r.exposure AS exposure, r.exposed_at AS exposed_at
+ORDER BY r.key LIMIT $limit
+"""
+_DERIVED_COLUMNS = """
+RETURN r.key AS key, type(r) AS type, r.case_id AS case_id, endNode(r).id AS person_id,
+       startNode(r).id AS source_id, r.exposed_at AS exposed_at, r.evidence AS evidence,
+       r.exposure_count AS exposure_count, r.derived_at AS derived_at"""
+_DERIVED_FOR_CASE: LiteralString = (
+    "MATCH ()-[r:CLOSE_CONTACT {case_id: $case_id}]->()" + _DERIVED_COLUMNS
+    + "\nUNION ALL\nMATCH ()-[r:SECONDARY_CONTACT {case_id: $case_id}]->()" + _DERIVED_COLUMNS
+    + "\nUNION ALL\nMATCH ()-[r:GENERAL_CONTACT {case_id: $case_id}]->()" + _DERIVED_COLUMNS
+)
+# One keyset page over the three derived types: each branch is an index-backed range seek of at
+# most $limit rows; the caller merges them in key order (so grouped by case) and keeps $limit.
+_PAGE_DERIVED: LiteralString = (
+    "MATCH ()-[r:CLOSE_CONTACT]->() WHERE r.key > $after" + _DERIVED_COLUMNS + " ORDER BY key LIMIT $limit"
+    + "\nUNION ALL\nMATCH ()-[r:SECONDARY_CONTACT]->() WHERE r.key > $after" + _DERIVED_COLUMNS
+    + " ORDER BY key LIMIT $limit"
+    + "\nUNION ALL\nMATCH ()-[r:GENERAL_CONTACT]->() WHERE r.key > $after" + _DERIVED_COLUMNS
+    + " ORDER BY key LIMIT $limit"
+)
+_CASES_DERIVING: LiteralString = """
+UNWIND $ids AS pid
+MATCH (:Person {id: pid})-[r:CLOSE_CONTACT|SECONDARY_CONTACT|GENERAL_CONTACT]-()
+RETURN DISTINCT r.case_id AS case_id
+"""
+# Each an O(1) count-store lookup, or one index seek for the real persons and places.
+_COUNTS: dict[str, LiteralString] = {
+    "persons": "MATCH (n:Person) WHERE n.record = true RETURN count(n) AS n",
+    "places": "MATCH (n:Place) WHERE n.record = true RETURN count(n) AS n",
+    "events": "MATCH ()-[r:CONTACT]->() RETURN count(r) AS n",
+    "visits": "MATCH ()-[r:VISITED]->() RETURN count(r) AS n",
+    "links": "MATCH ()-[r:INFECTED]->() RETURN count(r) AS n",
+    "close": "MATCH ()-[r:CLOSE_CONTACT]->() RETURN count(r) AS n",
+    "secondary": "MATCH ()-[r:SECONDARY_CONTACT]->() RETURN count(r) AS n",
+    "general": "MATCH ()-[r:GENERAL_CONTACT]->() RETURN count(r) AS n",
+}
+
+
+# --- conversions ---------------------------------------------------------------------------
+def _node_props(model: Person | Place) -> dict[str, Any]:
+    """The full property map of a person or place node (``None`` fields left out)."""
+    props: dict[str, Any] = {}
+    for name, value in model.model_dump(exclude_none=True).items():
+        if isinstance(value, datetime):
+            value = _to_us(value)
+        elif isinstance(value, Enum):
+            value = value.value
+        elif isinstance(value, dict):
+            if not value:
+                continue
+            value = json.dumps(value, ensure_ascii=False)
+        props[name] = value
+    props["record"] = True
+    return props
+
+
+_PERSON_TIMES = ("onset_at", "sampled_at", "confirmed_at", "reported_at", "isolated_at")
+
+
+_PERSON_FIELDS = frozenset(Person.model_fields)
+_PLACE_FIELDS = frozenset(Place.model_fields)
+
+
+def _person(props: dict[str, Any]) -> Person:
+    # Only the model's fields: the marker, and anything an analyst added by hand, stay in the graph.
+    data = {k: v for k, v in props.items() if k in _PERSON_FIELDS}
+    for name in _PERSON_TIMES:
+        if name in data:
+            data[name] = _from_us(data[name])
+    if "attributes" in data:
+        data["attributes"] = json.loads(data["attributes"])
+    return Person.model_validate(data)
+
+
+def _place(props: dict[str, Any]) -> Place:
+    return Place.model_validate({k: v for k, v in props.items() if k in _PLACE_FIELDS})
+
+
+def _event_row(e: ContactEvent) -> dict[str, Any]:
+    return {
+        "id": e.id, "a": e.a, "b": e.b, "start": _to_us(e.start), "end": _to_us(e.end),
+        "kind": ContactKind(e.kind).value, "place_id": e.place_id, "source": ContactSource(e.source).value,
+        "closeness": Closeness(e.closeness).value,
+    }
+
+
+def _event(r: Any) -> ContactEvent:
+    # Rows were validated on the way in; skip re-validation on this hot path (as the SQLite adapter does).
+    return ContactEvent.model_construct(
+        id=r["id"], a=r["a"], b=r["b"], start=_from_us(r["start"]), end=_from_us(r["end"]),
+        kind=ContactKind(r["kind"]), place_id=r["place_id"], source=ContactSource(r["source"]),
+        closeness=Closeness(r["closeness"]),
+    )
+
+
+def _visit_row(v: Visit) -> dict[str, Any]:
+    return {
+        "id": v.id, "person_id": v.person_id, "place_id": v.place_id, "start": _to_us(v.start), "end": _to_us(v.end),
+    }
+
+
+def _visit(r: Any) -> Visit:
+    return Visit.model_construct(
+        id=r["id"], person_id=r["person_id"], place_id=r["place_id"], start=_from_us(r["start"]),
+        end=_from_us(r["end"]),
+    )
+
+
+def _link_row(k: TransmissionLink) -> dict[str, Any]:
+    return {
+        "key": _pair_key(k.infector, k.infectee), "infector": k.infector, "infectee": k.infectee,
+        "exposure": k.exposure, "exposed_at": _to_us(k.exposed_at),
+    }
+
+
+def _link(r: Any) -> TransmissionLink:
+    return TransmissionLink.model_construct(
+        infector=r["infector"], infectee=r["infectee"], exposure=r["exposure"], exposed_at=_from_us(r["exposed_at"])
+    )
+
+
+def _derived(r: Any) -> TracedContact:
+    return TracedContact(
+        case_id=r["case_id"], person_id=r["person_id"], contact_class=_CLASS_OF_TYPE[r["type"]],
+        source_id=r["source_id"], exposed_at=_from_us(r["exposed_at"]), evidence=list(r["evidence"]),
+        exposure_count=r["exposure_count"],
+    )
+
+
+def _last_by_key(rows: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Rows sorted by key, the last of duplicates winning (as consecutive upserts would).
+
+    A missing key (``None``) is kept as is: the MERGE on it fails inside the
+    transaction, so the whole batch is rejected.
+    """
+    unique: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        unique[row.get(key)] = row
+    return sorted(unique.values(), key=lambda row: (row.get(key) is not None, row.get(key) or ""))
+
+
+def _unique(ids: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+def _window(start: datetime | None, end: datetime | None) -> dict[str, int | None]:
+    return {"start": _to_us(start), "end": _to_us(end)}
+
+
+# --- transaction functions (idempotent: they may be retried) --------------------------------
+def _run(tx: ManagedTransaction, query: LiteralString, **params: Any) -> None:
+    tx.run(query, params).consume()
+
+
+def _fetch(tx: ManagedTransaction, query: LiteralString, **params: Any) -> list[Any]:
+    return list(tx.run(query, params))
+
+
+def _apply_tx(tx: ManagedTransaction, persons, places, events, visits, links) -> None:
+    if persons:
+        _run(tx, _UPSERT_PERSONS, rows=persons)
+    if places:
+        _run(tx, _UPSERT_PLACES, rows=places)
+    if events:
+        _run(tx, _UPSERT_EVENTS, rows=events)
+    if visits:
+        _run(tx, _UPSERT_VISITS, rows=visits)
+    if links:
+        _run(tx, _UPSERT_LINKS, rows=links)
+
+
+def _replace_derived_tx(tx: ManagedTransaction, case_id: str, rows_by_type: dict[str, list[dict]]) -> None:
+    for rel_type in _DERIVED_TYPES:
+        _run(tx, _DELETE_DERIVED[rel_type], case_id=case_id)
+    for rel_type, rows in rows_by_type.items():
+        if rows:
+            _run(tx, _CREATE_DERIVED[rel_type], rows=rows)
+
+
+def _delete_events_tx(tx: ManagedTransaction, ids: list[str]) -> int:
+    return tx.run(_DELETE_EVENTS, {"ids": ids}).single(strict=True)["deleted"]
+
+
+def _count_tx(tx: ManagedTransaction, query: LiteralString, **params: Any) -> int:
+    return tx.run(query, params).single(strict=True)["n"]
+
+
+def _counts_tx(tx: ManagedTransaction) -> dict[str, int]:
+    return {name: _count_tx(tx, query) for name, query in _COUNTS.items()}
+
+
+class Neo4jStore:
+    """Graph store in a Neo4j database.
+
+    Parameters
+    ----------
+    uri : str
+        ``bolt://host:7687`` (one server), ``neo4j://host:7687`` (routing:
+        cluster, or a single instance) or ``neo4j+s://….databases.neo4j.io``
+        (Aura).
+    auth : (user, password) or None
+        ``None`` for a server with authentication disabled.
+    database : str
+        Passed to every session.
+    **driver_config
+        Passed to :meth:`neo4j.GraphDatabase.driver` (e.g. ``connection_timeout``,
+        ``max_connection_pool_size``).
+
+    Raises
+    ------
+    Neo4jUnavailable
+        If the server cannot be reached or refuses the credentials: the
+        constructor checks connectivity, so a down server fails fast.
+
+    Safe to share between threads: the driver is; each call opens its own session.
+    """
+
+    def __init__(
+        self, uri: str, *, auth: tuple[str, str] | None, database: str = "neo4j", **driver_config: Any
+    ) -> None:
+        self.uri = uri
+        self.database = database
+        self.page_size = _PAGE
+        driver_config.setdefault("connection_timeout", 15.0)
+        # "Property key does not exist" (e.g. no event with a place_id yet) is expected in a
+        # schema-optional graph; without this the driver logs it as a warning on every read.
+        driver_config.setdefault(
+            "notifications_disabled_classifications", [NotificationDisabledClassification.UNRECOGNIZED]
+        )
+        # Routing (cluster, Aura): reads may go to another member than the write before them, so
+        # every session shares one bookmark manager (causal consistency across calls). A direct
+        # bolt:// connection talks to one server, where a committed write is already visible.
+        self._bookmarks = GraphDatabase.bookmark_manager() if uri.split(":", 1)[0].startswith("neo4j") else None
+        self._driver: Driver = GraphDatabase.driver(uri, auth=auth, **driver_config)
+        try:
+            try:
+                self._driver.verify_connectivity()
+            except (ServiceUnavailable, AuthError, OSError) as error:
+                raise Neo4jUnavailable(
+                    f"cannot connect to Neo4j at {uri} (database {database!r}): {error}"
+                ) from error
+            self._create_schema()
+        except BaseException:
+            self._driver.close()
+            raise
+
+    @classmethod
+    def from_env(cls, url: str) -> "Neo4jStore":
+        """Open ``url`` with ``TRACEGRAPH_NEO4J_USER`` / ``_PASSWORD`` (no auth if neither is set)
+        and ``TRACEGRAPH_NEO4J_DATABASE`` (default ``neo4j``)."""
+        user = os.environ.get("TRACEGRAPH_NEO4J_USER") or None
+        password = os.environ.get("TRACEGRAPH_NEO4J_PASSWORD") or None
+        if (user is None) != (password is None):
+            raise ValueError("set both TRACEGRAPH_NEO4J_USER and TRACEGRAPH_NEO4J_PASSWORD, or neither")
+        auth = (user, password) if user is not None and password is not None else None
+        return cls(url, auth=auth, database=os.environ.get("TRACEGRAPH_NEO4J_DATABASE") or "neo4j")
+
+    # --- plumbing -------------------------------------------------------------------
+    def _session(self):
+        return self._driver.session(database=self.database, bookmark_manager=self._bookmarks)
+
+    def _write(self, fn, *args: Any, **kwargs: Any) -> Any:
+        with self._session() as session:
+            return session.execute_write(fn, *args, **kwargs)
+
+    def _read(self, query: LiteralString, **params: Any) -> list[Any]:
+        with self._session() as session:
+            return session.execute_read(_fetch, query, **params)
+
+    def execute_write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(tx, *args, **kwargs)`` in one managed write transaction, for sibling repositories.
+
+        The counterpart of :meth:`SQLiteStore.transaction`: repositories of
+        other domains (deadlines, transfers, users, audit) keep their nodes in
+        the same database. ``fn`` may be retried on transient errors, so it
+        must be idempotent and consume its results before returning.
+        """
+        return self._write(fn, *args, **kwargs)
+
+    def execute_read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(tx, *args, **kwargs)`` in one managed read transaction (see :meth:`execute_write`)."""
+        with self._session() as session:
+            return session.execute_read(fn, *args, **kwargs)
+
+    def _pages(self, query: LiteralString, key: str) -> Iterator[Any]:
+        # Keyset pages on an indexed, unique key: each page is one short read transaction
+        # and one index range seek, whatever the size of the graph.
+        after = ""
+        while True:
+            rows = self._read(query, after=after, limit=self.page_size)
+            yield from rows
+            if len(rows) < self.page_size:
+                return
+            after = rows[-1][key]
+
+    def _create_schema(self) -> None:
+        """Create the missing constraints (first), then the missing indexes, and wait until they are online.
+
+        Idempotent (``IF NOT EXISTS``). What already exists is skipped without a
+        schema write, so a user without schema privileges can open a prepared database.
+        """
+        try:
+            existing = {
+                record["name"]
+                for query in (_SHOW_CONSTRAINTS, _SHOW_INDEXES)
+                for record in self._driver.execute_query(query, database_=self.database).records
+            }
+        except Forbidden:
+            existing = set()
+        missing = [statement for statement in (*_CONSTRAINTS, *_INDEXES) if _schema_name(statement) not in existing]
+        for statement in missing:
+            self._driver.execute_query(statement, database_=self.database)
+        if missing:
+            self._driver.execute_query(_AWAIT_INDEXES, seconds=300, database_=self.database)
+
+    # --- writes ---------------------------------------------------------------------
+    def apply(self, batch: GraphBatch) -> None:
+        persons = _last_by_key((_node_props(p) for p in batch.persons), "id")
+        places = _last_by_key((_node_props(p) for p in batch.places), "id")
+        events = _last_by_key((_event_row(e) for e in batch.events), "id")
+        visits = _last_by_key((_visit_row(v) for v in batch.visits), "id")
+        links = sorted(
+            {(k.infector, k.infectee): _link_row(k) for k in batch.links}.values(),
+            key=lambda row: row["key"],
+        )
+        if not (persons or places or events or visits or links):
+            return
+        self._write(_apply_tx, persons, places, events, visits, links)
+
+    def delete_events(self, event_ids: Sequence[str]) -> int:
+        ids = _unique(event_ids)
+        if not ids:
+            return 0
+        return self._write(_delete_events_tx, ids)
+
+    def replace_derived(self, case_id: str, contacts: Sequence[TracedContact], derived_at: datetime) -> None:
+        stamp = _to_us(derived_at)
+        rows_by_type: dict[str, list[dict]] = {t: [] for t in _DERIVED_TYPES}
+        seen: set[str] = set()
+        for c in contacts:
+            if c.case_id != case_id:
+                raise ValueError(f"derived contact {c.person_id!r} belongs to case {c.case_id!r}, not {case_id!r}")
+            if c.person_id in seen:
+                raise ValueError(f"person {c.person_id!r} is derived twice for case {case_id!r}")
+            seen.add(c.person_id)
+            rows_by_type[ContactClass(c.contact_class).relation].append({
+                "key": _pair_key(case_id, c.person_id), "source_id": c.source_id, "person_id": c.person_id,
+                "case_id": case_id, "exposed_at": _to_us(c.exposed_at), "evidence": list(c.evidence),
+                "exposure_count": c.exposure_count, "derived_at": stamp,
+            })
+        for rows in rows_by_type.values():
+            rows.sort(key=lambda row: row["key"])
+        self._write(_replace_derived_tx, case_id, rows_by_type)
+
+    def wipe(self) -> None:
+        """Delete every node and relationship (the schema stays). For tests and resets."""
+        for query in (_WIPE_RELATIONSHIPS, _WIPE_NODES):
+            while self._write(_count_tx, query, limit=_WIPE_CHUNK):
+                pass
+
+    # --- reads ----------------------------------------------------------------------
+    def get_persons(self, person_ids: Iterable[str]) -> dict[str, Person]:
+        ids = _unique(person_ids)
+        if not ids:
+            return {}
+        return {p.id: p for p in (_person(r["props"]) for r in self._read(_GET_PERSONS, ids=ids))}
+
+    def get_places(self, place_ids: Iterable[str]) -> dict[str, Place]:
+        ids = _unique(place_ids)
+        if not ids:
+            return {}
+        return {p.id: p for p in (_place(r["props"]) for r in self._read(_GET_PLACES, ids=ids))}
+
+    def get_events(self, event_ids: Iterable[str]) -> dict[str, ContactEvent]:
+        ids = _unique(event_ids)
+        if not ids:
+            return {}
+        return {r["id"]: _event(r) for r in self._read(_GET_EVENTS, ids=ids)}
+
+    def persons_with_status(self, statuses: Iterable[PersonStatus]) -> list[Person]:
+        values = _unique(PersonStatus(s).value for s in statuses)
+        if not values:
+            return []
+        persons = [_person(r["props"]) for r in self._read(_PERSONS_WITH_STATUS, statuses=values)]
+        return sorted(persons, key=lambda p: p.id)
+
+    def iter_persons(self) -> Iterator[Person]:
+        for row in self._pages(_PAGE_PERSONS, "key"):
+            yield _person(row["props"])
+
+    def iter_places(self) -> Iterator[Place]:
+        for row in self._pages(_PAGE_PLACES, "key"):
+            yield _place(row["props"])
+
+    def events_touching(
+        self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[ContactEvent]:
+        ids = _unique(person_ids)
+        if not ids:
+            return []
+        events = [_event(r) for r in self._read(_EVENTS_TOUCHING, ids=ids, **_window(start, end))]
+        return sorted(events, key=lambda e: (e.start, e.id))
+
+    def visits_of(
+        self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Visit]:
+        return self._visits(_VISITS_OF, person_ids, start, end)
+
+    def visits_at(
+        self, place_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Visit]:
+        return self._visits(_VISITS_AT, place_ids, start, end)
+
+    def _visits(
+        self, query: LiteralString, ids: Iterable[str], start: datetime | None, end: datetime | None
+    ) -> list[Visit]:
+        unique = _unique(ids)
+        if not unique:
+            return []
+        visits = [_visit(r) for r in self._read(query, ids=unique, **_window(start, end))]
+        return sorted(visits, key=lambda v: (v.start, v.id))
+
+    def links_from(self, infector_ids: Iterable[str]) -> list[TransmissionLink]:
+        return self._links(_LINKS_FROM, infector_ids)
+
+    def links_to(self, infectee_ids: Iterable[str]) -> list[TransmissionLink]:
+        return self._links(_LINKS_TO, infectee_ids)
+
+    def _links(self, query: LiteralString, ids: Iterable[str]) -> list[TransmissionLink]:
+        unique = _unique(ids)
+        if not unique:
+            return []
+        links = [_link(r) for r in self._read(query, ids=unique)]
+        return sorted(links, key=lambda k: (k.infector, k.infectee))
+
+    def iter_links(self) -> Iterator[TransmissionLink]:
+        for row in self._pages(_PAGE_LINKS, "key"):
+            yield _link(row)
+
+    def iter_events(self) -> Iterator[ContactEvent]:
+        for row in self._pages(_PAGE_EVENTS, "id"):
+            yield _event(row)
+
+    def iter_visits(self) -> Iterator[Visit]:
+        for row in self._pages(_PAGE_VISITS, "id"):
+            yield _visit(row)
+
+    def derived_for_case(self, case_id: str) -> list[TracedContact]:
+        contacts = [_derived(r) for r in self._read(_DERIVED_FOR_CASE, case_id=case_id)]
+        return sorted(contacts, key=lambda c: (c.exposed_at, c.person_id))
+
+    def iter_derived(self) -> Iterator[tuple[TracedContact, datetime]]:
+        # Ordered by key, i.e. by (case, person): each case's relations come together.
+        after = ""
+        while True:
+            rows = self._read(_PAGE_DERIVED, after=after, limit=self.page_size)
+            rows = sorted(rows, key=lambda row: row["key"])[: self.page_size]
+            for row in rows:
+                yield _derived(row), _from_us(row["derived_at"])
+            if len(rows) < self.page_size:
+                return
+            after = rows[-1]["key"]
+
+    def cases_deriving(self, person_ids: Iterable[str]) -> set[str]:
+        ids = _unique(person_ids)
+        if not ids:
+            return set()
+        return {r["case_id"] for r in self._read(_CASES_DERIVING, ids=ids)}
+
+    def counts(self) -> StoreCounts:
+        with self._session() as session:
+            n = session.execute_read(_counts_tx)
+        return StoreCounts(
+            persons=n["persons"], places=n["places"], events=n["events"], visits=n["visits"], links=n["links"],
+            derived=n["close"] + n["secondary"] + n["general"],
+        )
+
+    def close(self) -> None:
+        self._driver.close()
+
+    def __enter__(self) -> "Neo4jStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
