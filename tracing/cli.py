@@ -188,16 +188,14 @@ def clusters_command(
         console.print(f"persons in clusters: {sum(sizes)}; largest: {sizes[0]}")
 
 
-def _register_plugins() -> None:
-    # Commands that live with their domain modules register themselves here.
-    try:
-        from .importing.cli import register as register_import
-    except ImportError:  # pragma: no cover - importer not installed in a partial checkout
-        return
-    register_import(app)
+# Commands that live with their domain modules register themselves on the app.
+from .deadlines.cli import register as _register_deadlines  # noqa: E402
+from .importing.cli import register as _register_import  # noqa: E402
+from .migrate import register as _register_migrate  # noqa: E402
 
-
-_register_plugins()
+_register_import(app)
+_register_migrate(app)
+_register_deadlines(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

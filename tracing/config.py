@@ -7,6 +7,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from graph_models import TracingPolicy
 
+from .deadlines.settings import DeadlineSettings
+
 
 class Settings(BaseSettings):
     """Service settings.
@@ -22,6 +24,7 @@ class Settings(BaseSettings):
 
     store: str = Field(default="sqlite:///tracegraph.db")
     tracing: TracingPolicy = Field(default_factory=TracingPolicy)
+    deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
 
 
 def get_settings() -> Settings:

@@ -27,6 +27,9 @@ from graph_models import (
     Visit,
 )
 
+from graph_models.deadlines import DeadlinePolicy
+
+from .deadlines.service import after_graph_change
 from .errors import CaseNotFound, NoInfectiousWindow, PersonNotFound
 from .store.port import GraphBatch, GraphStore
 from .traversal.classify import add_event, classify_contacts, infectious_window
@@ -151,7 +154,12 @@ def touched_person_ids(store: GraphStore, batch: GraphBatch) -> set[str]:
 
 
 def rederive_affected(
-    store: GraphStore, person_ids: Iterable[str], *, policy: TracingPolicy | None = None, now: datetime
+    store: GraphStore,
+    person_ids: Iterable[str],
+    *,
+    policy: TracingPolicy | None = None,
+    deadline_policy: DeadlinePolicy | None = None,
+    now: datetime,
 ) -> list[str]:
     """Re-derive the contacts of every case a change to ``person_ids`` can affect.
 
@@ -159,7 +167,10 @@ def rederive_affected(
     relations mention one of them (a new contact of a close contact can
     make a secondary contact; a changed isolation time can remove one).
     A case that can no longer be traced (status changed, dates removed)
-    loses its derived relations. Returns the ids of the re-derived cases.
+    loses its derived relations. Then the 2+4+24+8 investigations of those
+    persons and cases are marked for re-evaluation (and newly reported cases
+    get one), under ``deadline_policy`` (default: from settings).
+    Returns the ids of the re-derived cases.
     """
     ids = set(person_ids)
     if not ids:
@@ -171,15 +182,24 @@ def rederive_affected(
             trace_case(store, case_id, policy=policy, now=now, persist=True)
         except (CaseNotFound, NoInfectiousWindow):
             store.replace_derived(case_id, [], derived_at=now)
+    # Derived contacts feed the 2+4+24+8 clocks: their investigations must be re-evaluated.
+    after_graph_change(store, ids, case_ids=affected, now=now, policy=deadline_policy)
     return sorted(affected)
 
 
 def apply_and_rederive(
-    store: GraphStore, batch: GraphBatch, *, policy: TracingPolicy | None = None, now: datetime
+    store: GraphStore,
+    batch: GraphBatch,
+    *,
+    policy: TracingPolicy | None = None,
+    deadline_policy: DeadlinePolicy | None = None,
+    now: datetime,
 ) -> list[str]:
     """Write ``batch`` atomically, then re-derive the cases it affects. Returns their ids."""
     store.apply(batch)
-    return rederive_affected(store, touched_person_ids(store, batch), policy=policy, now=now)
+    return rederive_affected(
+        store, touched_person_ids(store, batch), policy=policy, deadline_policy=deadline_policy, now=now
+    )
 
 
 # --- chains ----------------------------------------------------------------------------

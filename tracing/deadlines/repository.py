@@ -1,0 +1,176 @@
+"""The deadline repository port: the few verbs the deadline engine needs from storage.
+
+Adapters hold no red-line rules: they store, look up by key, keep the two
+work queues (the dirty set and the ``next_check_at`` index) and apply a
+planned write atomically. Every verb takes and returns batches keyed by
+id, so a Neo4j adapter maps each to one ``UNWIND $rows … MERGE`` query
+(milestones as ``(:Milestone {id})``, the dirty set as ``(:DeadlineDirty)``
+nodes, the time index as a range index on ``Milestone.next_check_at``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from graph_models.deadlines import (
+    Alert,
+    AssistRequest,
+    Investigation,
+    InvestigatorArrival,
+    IsolationArrival,
+    Milestone,
+    MilestoneState,
+    TrackedPerson,
+)
+
+__all__ = [
+    "ComplianceRow",
+    "DeadlineRepository",
+    "DirtyMark",
+    "EvaluationWrite",
+    "MilestoneUpdate",
+    "TrackedRow",
+]
+
+
+@dataclass(frozen=True)
+class DirtyMark:
+    """An investigation some graph write may have changed: earliest and latest marking time."""
+
+    since: datetime
+    changed_at: datetime
+
+
+@dataclass(frozen=True)
+class TrackedRow:
+    person: TrackedPerson
+    resolved_at: datetime | None = None
+    outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class MilestoneUpdate:
+    """New values for a stored milestone, applied only if it still has ``expected_state``/``expected_epoch``.
+
+    A stored due-time snapshot is never cleared (``milestone.at_due`` None keeps it).
+    """
+
+    milestone: Milestone
+    expected_state: MilestoneState
+    expected_epoch: int
+    next_check_at: datetime | None
+    reason_json: str | None = None
+
+
+@dataclass
+class EvaluationWrite:
+    """Everything one evaluation of one investigation writes; applied all or nothing.
+
+    ``dirty_token`` clears the investigation's dirty mark unless it was
+    marked again after that time (a write that raced the sweep keeps it dirty).
+    """
+
+    investigation_id: str
+    updates: list[MilestoneUpdate] = field(default_factory=list)
+    new_milestones: list[tuple[Milestone, datetime | None]] = field(default_factory=list)
+    new_tracked: list[TrackedPerson] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    dirty_token: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ComplianceRow:
+    group: str | None
+    kind: str
+    personal: bool
+    state: MilestoneState
+    count: int
+
+
+@runtime_checkable
+class DeadlineRepository(Protocol):
+    """Investigations, milestones, facts the clocks read, the work queues and alerts."""
+
+    # --- investigations and their facts --------------------------------------------------
+    def add_investigation(
+        self, investigation: Investigation, milestones: Sequence[Milestone], *, tracked: Sequence[TrackedPerson] = ()
+    ) -> bool:
+        """Insert an investigation with its milestones and marks it dirty; False if the id exists."""
+
+    def get_investigations(self, ids: Iterable[str]) -> dict[str, Investigation]: ...
+
+    def investigation_ids_for_cases(self, case_ids: Iterable[str]) -> dict[str, str]:
+        """Case id → id of its (case-kind) investigation."""
+
+    def update_investigation(self, investigation: Investigation, *, now: datetime) -> None:
+        """Store changed team / status / declarations and mark it dirty."""
+
+    def milestones_of(self, ids: Iterable[str], *, full: bool = True) -> dict[str, list[Milestone]]:
+        """Milestones per investigation. ``full=False`` (the sweep) may skip parsing reasons and
+        snapshots, setting ``_stored_reason_json`` / ``_has_stored_at_due`` instead."""
+
+    def tracked_of(self, ids: Iterable[str]) -> dict[str, dict[str, TrackedRow]]: ...
+
+    def record_arrival(self, arrival: InvestigatorArrival, *, now: datetime | None = None) -> None:
+        """An investigator on scene (2 h clock); marks the investigation dirty."""
+
+    def arrivals_of(self, ids: Iterable[str]) -> dict[str, list[InvestigatorArrival]]: ...
+
+    def record_isolation_arrival(
+        self, person_id: str, site_id: str, arrived_at: datetime, *, now: datetime | None = None
+    ) -> set[str]:
+        """A person arrived at an isolation site; marks every investigation watching them dirty."""
+
+    def isolation_arrivals_of(self, person_ids: Iterable[str]) -> dict[str, IsolationArrival]:
+        """Earliest recorded isolation arrival per person."""
+
+    def add_assist_request(
+        self, request: AssistRequest, investigation: Investigation, milestones: Sequence[Milestone],
+        tracked: Sequence[TrackedPerson],
+    ) -> bool: ...
+
+    def get_assist_requests(self, ids: Iterable[str]) -> dict[str, AssistRequest]: ...
+
+    def resolve_assist_person(self, request_id: str, person_id: str, *, outcome: str, at: datetime) -> None: ...
+
+    # --- work queues ----------------------------------------------------------------------
+    def investigations_watching(self, person_ids: Iterable[str]) -> set[str]:
+        """Open investigations whose case, tracked persons or pushed persons include any of ``person_ids``."""
+
+    def mark_dirty(self, ids: Iterable[str], at: datetime) -> int: ...
+
+    def due_for_sweep(self, now: datetime, *, limit: int) -> tuple[dict[str, DirtyMark], set[str]]:
+        """Dirty investigations, and those with a milestone whose ``next_check_at`` ≤ ``now`` (by index)."""
+
+    def apply_evaluations(self, writes: Sequence[EvaluationWrite]) -> tuple[list[Alert], dict[str, str]]:
+        """Apply each write atomically (independently of the others).
+
+        Returns the alerts actually inserted (with ``seq``; a key already
+        stored is skipped) and, per investigation whose write was refused
+        (a concurrent change) or failed, the reason.
+        """
+
+    # --- alerts and reports ---------------------------------------------------------------
+    def alerts(
+        self, *, after_seq: int | None = None, investigation_id: str | None = None,
+        states: Iterable[MilestoneState] | None = None, since: datetime | None = None, limit: int | None = None,
+    ) -> list[Alert]: ...
+
+    def max_alert_seq(self) -> int: ...
+
+    def sink_cursor(self, sink: str) -> int | None: ...
+
+    def set_sink_cursor(self, sink: str, seq: int, *, failed: bool = False, error: str | None = None) -> None: ...
+
+    def milestones_where(
+        self, *, states: Iterable[MilestoneState] | None = None, due_since: datetime | None = None,
+        due_until: datetime | None = None, investigation_id: str | None = None, limit: int | None = None,
+    ) -> list[tuple[Milestone, Investigation]]: ...
+
+    def compliance_rows(
+        self, *, group_by: str, due_since: datetime | None = None, due_until: datetime | None = None
+    ) -> list[ComplianceRow]:
+        """Milestone counts by (region|team, kind, personal, state) for clocks due in the window."""

@@ -1,0 +1,397 @@
+"""Deadline service functions: open investigations, record facts, evaluate, sweep.
+
+Every function takes the graph store and/or the deadline repository first,
+options keyword-only, and ``now`` is always passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from graph_models import Person
+from graph_models.deadlines import (
+    Alert,
+    AssistRequest,
+    DeadlinePolicy,
+    Investigation,
+    InvestigationKind,
+    InvestigationStatus,
+    InvestigatorArrival,
+    MilestoneKind,
+    TrackedPerson,
+)
+
+from ..errors import CaseNotFound, TracingError
+from ..store.port import GraphStore
+from .engine import Facts, InvestigationEvaluation, base_milestones, evaluate_facts, plan_write, trajectory_window
+from .repository import DeadlineRepository, DirtyMark, EvaluationWrite
+from .settings import DeadlineSettings
+
+__all__ = [
+    "InvestigationNotFound",
+    "SweepResult",
+    "after_graph_change",
+    "assign_team",
+    "close_investigation",
+    "deadline_repository",
+    "declare_no_contacts",
+    "evaluate",
+    "load_facts",
+    "mark_dirty_for_persons",
+    "open_assist_request",
+    "open_investigation",
+    "record_arrival",
+    "record_isolation_arrival",
+    "sweep_deadlines",
+]
+
+log = logging.getLogger("tracegraph.deadlines")
+
+
+class InvestigationNotFound(TracingError):
+    def __init__(self, investigation_id: str) -> None:
+        super().__init__(f"investigation {investigation_id!r} does not exist")
+        self.investigation_id = investigation_id
+
+
+_REPOSITORIES: "weakref.WeakKeyDictionary[object, DeadlineRepository]" = weakref.WeakKeyDictionary()
+
+
+def deadline_repository(store: GraphStore) -> DeadlineRepository | None:
+    """The deadline repository kept in the same database as ``store`` (one per store), if the backend has one.
+
+    SQLite only for now; a Neo4j adapter is not written yet (returns None,
+    and graph-change hooks then do nothing).
+    """
+    repo = _REPOSITORIES.get(store)
+    if repo is None:
+        from ..store.sqlite import SQLiteStore
+
+        if not isinstance(store, SQLiteStore):
+            return None
+        from .sqlite import SQLiteDeadlineRepository
+
+        repo = _REPOSITORIES[store] = SQLiteDeadlineRepository(store)
+    return repo
+
+
+# --- opening and recording -------------------------------------------------------------------------
+
+
+def investigation_id_for_case(case_id: str) -> str:
+    return f"inv:{case_id}"
+
+
+def _clock_start(case: Person, policy: DeadlinePolicy, now: datetime) -> tuple[datetime, str]:
+    chosen = getattr(case, policy.clock_start.value)
+    if chosen is not None:
+        return chosen, policy.clock_start.value
+    for name in ("reported_at", "confirmed_at"):
+        if getattr(case, name) is not None:
+            return getattr(case, name), name
+    return now, "opened_at"
+
+
+def open_investigation(
+    store: GraphStore, repo: DeadlineRepository, case_id: str, *, policy: DeadlinePolicy, now: datetime,
+    team: str | None = None, region: str | None = None,
+) -> Investigation:
+    """Open the investigation of a case and start its clocks (idempotent: returns the existing one).
+
+    The clocks start at the case's ``policy.clock_start`` time (reported_at
+    by default), falling back to the other of reported/confirmed, then to
+    ``now`` (recorded as ``clock_source``).
+
+    Raises
+    ------
+    CaseNotFound
+        If ``case_id`` is not a confirmed or asymptomatic case in the graph.
+    """
+    existing = repo.investigation_ids_for_cases([case_id]).get(case_id)
+    if existing is not None:
+        return repo.get_investigations([existing])[existing]
+    case = store.get_persons([case_id]).get(case_id)
+    if case is None:
+        raise CaseNotFound(case_id)
+    if not case.is_case:
+        raise CaseNotFound(case_id, f"is not a case (status {case.status.value})")
+    start, source = _clock_start(case, policy, now)
+    investigation = Investigation(
+        id=investigation_id_for_case(case_id), kind=InvestigationKind.CASE, case_id=case_id,
+        region=region or case.region, team=team, opened_at=now, clock_start_at=start, clock_source=source,
+    )
+    tracked = [
+        TrackedPerson(investigation_id=investigation.id, person_id=c.person_id, role=c.contact_class.value,
+                      first_seen_at=now)
+        for c in store.derived_for_case(case_id)
+    ]
+    if not repo.add_investigation(investigation, base_milestones(investigation, policy=policy), tracked=tracked):
+        # Lost a race with another opener: theirs stands.
+        return repo.get_investigations([investigation.id])[investigation.id]
+    return investigation
+
+
+def open_assist_request(
+    repo: DeadlineRepository, request: AssistRequest, *, policy: DeadlinePolicy, now: datetime
+) -> Investigation:
+    """Record a 协查 list and start its clock at ``received_at`` (idempotent by request id)."""
+    existing = repo.get_investigations([request.id]).get(request.id)
+    if existing is not None:
+        return existing
+    investigation = Investigation(
+        id=request.id, kind=InvestigationKind.ASSIST, region=request.region, team=request.team, opened_at=now,
+        clock_start_at=request.received_at, clock_source="received_at",
+    )
+    tracked = [
+        TrackedPerson(investigation_id=request.id, person_id=pid, role="pushed", first_seen_at=request.received_at)
+        for pid in dict.fromkeys(request.person_ids)
+    ]
+    repo.add_assist_request(request, investigation, base_milestones(investigation, policy=policy), tracked)
+    return investigation
+
+
+def _get(repo: DeadlineRepository, investigation_id: str) -> Investigation:
+    found = repo.get_investigations([investigation_id]).get(investigation_id)
+    if found is None:
+        raise InvestigationNotFound(investigation_id)
+    return found
+
+
+def record_arrival(
+    repo: DeadlineRepository, investigation_id: str, *, investigator: str, arrived_at: datetime, now: datetime
+) -> None:
+    """An investigator arrived on scene (the 2 h clock)."""
+    _get(repo, investigation_id)
+    repo.record_arrival(
+        InvestigatorArrival(investigation_id=investigation_id, investigator=investigator, arrived_at=arrived_at),
+        now=now,
+    )
+
+
+def record_isolation_arrival(
+    repo: DeadlineRepository, person_id: str, site_id: str, arrived_at: datetime, *, now: datetime | None = None
+) -> set[str]:
+    """A person arrived at a central isolation site (the 8 h clock). For the transfers module to call."""
+    return repo.record_isolation_arrival(person_id, site_id, arrived_at, now=now)
+
+
+def declare_no_contacts(repo: DeadlineRepository, investigation_id: str, *, now: datetime) -> Investigation:
+    """Investigators state the case has no (close/secondary) contacts: empty lists then count as complete."""
+    inv = _get(repo, investigation_id).model_copy(update={"no_contacts_declared_at": now})
+    repo.update_investigation(inv, now=now)
+    return inv
+
+
+def assign_team(repo: DeadlineRepository, investigation_id: str, team: str | None, *, now: datetime) -> Investigation:
+    inv = _get(repo, investigation_id).model_copy(update={"team": team})
+    repo.update_investigation(inv, now=now)
+    return inv
+
+
+def close_investigation(repo: DeadlineRepository, investigation_id: str, *, now: datetime) -> Investigation:
+    inv = _get(repo, investigation_id).model_copy(update={"status": InvestigationStatus.CLOSED, "closed_at": now})
+    repo.update_investigation(inv, now=now)
+    return inv
+
+
+# --- dirty marking (called after graph writes) ------------------------------------------------------
+
+
+def mark_dirty_for_persons(
+    repo: DeadlineRepository, person_ids: Iterable[str], *, now: datetime, case_ids: Iterable[str] = ()
+) -> set[str]:
+    """Mark every open investigation a change to ``person_ids`` can affect; returns their ids.
+
+    Affected: the investigations of those persons' cases, those tracking
+    them (derived contacts seen before, pushed persons), and those of
+    ``case_ids`` (cases just re-derived, which may have new contacts).
+    """
+    ids = set(person_ids)
+    case_ids = set(case_ids)
+    affected = repo.investigations_watching(ids | case_ids) if ids or case_ids else set()
+    repo.mark_dirty(affected, now)
+    return affected
+
+
+def after_graph_change(
+    store: GraphStore, person_ids: Iterable[str], *, case_ids: Iterable[str] = (), now: datetime,
+    policy: DeadlinePolicy | None = None,
+) -> set[str]:
+    """Hook for :func:`tracing.service.rederive_affected`: open investigations of newly reported
+    cases (``policy.auto_open``) and mark affected ones dirty. Never raises: deadline
+    bookkeeping must not fail a graph write (errors are logged).
+    """
+    try:
+        repo = deadline_repository(store)
+        if repo is None:
+            return set()
+        # Hour figures are per-region settings: investigations opened here must use them.
+        policy = policy or DeadlineSettings().policy
+        ids, case_ids = set(person_ids), set(case_ids)
+        if policy.auto_open:
+            candidates = ids | case_ids
+            known = repo.investigation_ids_for_cases(candidates)
+            for person in store.get_persons(candidates - set(known)).values():
+                if person.is_case and getattr(person, policy.clock_start.value) is not None:
+                    open_investigation(store, repo, person.id, policy=policy, now=now)
+        return mark_dirty_for_persons(repo, ids, now=now, case_ids=case_ids)
+    except Exception:  # noqa: BLE001 - see docstring
+        log.exception("deadline bookkeeping after a graph change failed")
+        return set()
+
+
+# --- loading and evaluating -------------------------------------------------------------------------
+
+
+def _load_batch(
+    store: GraphStore, repo: DeadlineRepository, ids: Sequence[str], *, policy: DeadlinePolicy,
+    dirty: dict[str, DirtyMark],
+) -> dict[str, Facts]:
+    investigations = repo.get_investigations(ids)
+    milestones = repo.milestones_of(ids, full=False)
+    tracked = repo.tracked_of(ids)
+    arrivals = repo.arrivals_of([i for i, inv in investigations.items() if inv.kind is InvestigationKind.CASE])
+    requests = repo.get_assist_requests([i for i, inv in investigations.items() if inv.kind is InvestigationKind.ASSIST])
+    facts: dict[str, Facts] = {}
+    wanted: set[str] = set()
+    for inv_id, inv in investigations.items():
+        f = facts[inv_id] = Facts(
+            investigation=inv, milestones=milestones.get(inv_id, []), arrivals=arrivals.get(inv_id, []),
+            tracked=tracked.get(inv_id, {}), dirty=dirty.get(inv_id), request=requests.get(inv_id),
+        )
+        if inv.status is InvestigationStatus.CLOSED:
+            continue
+        if inv.kind is InvestigationKind.CASE:
+            f.contacts = store.derived_for_case(inv.case_id)
+            wanted.add(inv.case_id)
+            wanted.update(c.person_id for c in f.contacts)
+        else:
+            wanted.update(f.tracked)
+    persons = store.get_persons(wanted)
+    windows: dict[str, tuple[datetime, datetime]] = {}
+    for f in facts.values():
+        f.persons = persons
+        if f.investigation.kind is InvestigationKind.CASE and f.investigation.status is InvestigationStatus.OPEN:
+            f.case = persons.get(f.investigation.case_id)
+            full = next((m for m in f.milestones if m.kind is MilestoneKind.FULL_INFO), None)
+            if f.case is not None and full is not None:
+                window = trajectory_window(f.case, f.investigation, policy)
+                if window is not None:
+                    windows[f.case.id] = window
+    if windows:
+        start, end = min(w[0] for w in windows.values()), max(w[1] for w in windows.values())
+        by_case: dict[str, list] = {}
+        for visit in store.visits_of(windows, start=start, end=end):
+            by_case.setdefault(visit.person_id, []).append(visit)
+        places = store.get_places({v.place_id for vs in by_case.values() for v in vs})
+        for f in facts.values():
+            if f.case is not None and f.case.id in by_case:
+                lo, hi = windows[f.case.id]
+                f.case_visits = [v for v in by_case[f.case.id] if v.end >= lo and v.start <= hi]
+                f.places = places
+    required = {c.person_id for f in facts.values() for c in f.contacts}
+    isolation = repo.isolation_arrivals_of(required)
+    for f in facts.values():
+        f.isolation = isolation
+    return facts
+
+
+def load_facts(
+    store: GraphStore, repo: DeadlineRepository, ids: Sequence[str], *, policy: DeadlinePolicy,
+    dirty: dict[str, DirtyMark] | None = None,
+) -> tuple[dict[str, Facts], dict[str, str]]:
+    """Facts of many investigations in a few batched reads; on a failure, retry one by one.
+
+    Returns the facts and, per investigation that could not be loaded, the error.
+    """
+    dirty = dirty or {}
+    try:
+        return _load_batch(store, repo, ids, policy=policy, dirty=dirty), {}
+    except Exception:  # noqa: BLE001 - isolate the bad investigation below
+        if len(ids) == 1:
+            raise
+    facts, errors = {}, {}
+    for inv_id in ids:
+        try:
+            facts.update(_load_batch(store, repo, [inv_id], policy=policy, dirty=dirty))
+        except Exception as error:  # noqa: BLE001
+            log.exception("loading investigation %s failed", inv_id)
+            errors[inv_id] = f"{type(error).__name__}: {error}"
+    return facts, errors
+
+
+def evaluate(
+    store: GraphStore, repo: DeadlineRepository, investigation_id: str, *, policy: DeadlinePolicy, now: datetime
+) -> InvestigationEvaluation:
+    """Milestone states of one investigation at ``now`` with reasons (who lacks what). Writes nothing.
+
+    Raises
+    ------
+    InvestigationNotFound
+    """
+    facts, _ = load_facts(store, repo, [investigation_id], policy=policy)
+    if investigation_id not in facts:
+        raise InvestigationNotFound(investigation_id)
+    return evaluate_facts(facts[investigation_id], policy=policy, now=now)
+
+
+# --- the sweep -------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepResult:
+    now: datetime
+    evaluated: int = 0
+    changed: int = 0
+    alerts: list[Alert] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    elapsed_ms: float = 0.0
+
+
+def sweep_deadlines(
+    store: GraphStore, repo: DeadlineRepository, *, policy: DeadlinePolicy, now: datetime, limit: int = 20_000,
+) -> SweepResult:
+    """Evaluate what can have changed since the last sweep and store state changes and alerts.
+
+    Candidates are the dirty investigations and those with a milestone whose
+    next time-driven transition (at-risk time, due time) is ≤ ``now``, both
+    read from indexes: nothing else is looked at. Each investigation's write
+    (milestones, alerts, clearing its dirty mark) is atomic and independent;
+    alert keys are unique, so a repeated or concurrent sweep writes nothing
+    twice. A failing investigation is logged, left queued and skipped.
+    """
+    started = time.perf_counter()
+    dirty, timed = repo.due_for_sweep(now, limit=limit)
+    ids = sorted(set(dirty) | timed)
+    result = SweepResult(now=now, evaluated=len(ids))
+    if not ids:
+        result.elapsed_ms = (time.perf_counter() - started) * 1000
+        return result
+    facts, result.errors = load_facts(store, repo, ids, policy=policy, dirty=dirty)
+    writes = []
+    for inv_id in ids:
+        f = facts.get(inv_id)
+        if f is None:
+            if inv_id not in result.errors:
+                result.errors[inv_id] = "investigation not found"
+                if inv_id in dirty:  # an orphan mark: drop it
+                    writes.append(EvaluationWrite(investigation_id=inv_id, dirty_token=dirty[inv_id].changed_at))
+            continue
+        try:
+            write = plan_write(f, evaluate_facts(f, policy=policy, now=now))
+        except Exception as error:  # noqa: BLE001 - one bad investigation must not stop the sweep
+            log.exception("evaluating investigation %s failed", inv_id)
+            result.errors[inv_id] = f"{type(error).__name__}: {error}"
+            continue
+        if write.updates or write.new_milestones or write.new_tracked or write.alerts or write.dirty_token:
+            writes.append(write)
+    result.changed = sum(bool(w.updates or w.new_milestones or w.alerts) for w in writes)
+    result.alerts, refused = repo.apply_evaluations(writes)
+    result.errors.update(refused)
+    result.elapsed_ms = (time.perf_counter() - started) * 1000
+    return result

@@ -1,0 +1,35 @@
+"""Settings of the deadline engine and its scheduler (environment prefix ``TRACEGRAPH_DEADLINES__``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from graph_models.deadlines import DeadlinePolicy
+
+__all__ = ["DeadlineSettings"]
+
+
+class DeadlineSettings(BaseSettings):
+    """How often the sweep runs and where alerts go.
+
+    Policy fields nest with a double underscore, e.g.
+    ``TRACEGRAPH_DEADLINES__POLICY__TRANSFER_POLICY=close_first`` or
+    ``TRACEGRAPH_DEADLINES__POLICY__AT_RISK_LEAD=PT45M``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TRACEGRAPH_DEADLINES__", env_nested_delimiter="__", extra="ignore")
+
+    policy: DeadlinePolicy = Field(default_factory=DeadlinePolicy)
+    enabled: bool = Field(default=True, description="Run the sweep inside the API process")
+    interval_seconds: float = Field(default=60, gt=0)
+    misfire_grace_seconds: int = Field(default=120, ge=1)
+    batch_limit: int = Field(default=20_000, ge=1, description="Most investigations evaluated per sweep")
+    webhook_url: str | None = Field(default=None, description="POST each alert as JSON here (optional)")
+    webhook_timeout_seconds: float = Field(default=5, gt=0)
+    webhook_max_attempts: int = Field(default=5, ge=1)
+    webhook_backoff_seconds: float = Field(default=1.0, gt=0, description="First retry delay; doubles each time")
+    webhook_states: frozenset[str] = Field(
+        default=frozenset({"at_risk", "missed", "pending", "met_late"}),
+        description="Alert states posted to the webhook (all are stored and logged)",
+    )

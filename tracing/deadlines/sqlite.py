@@ -1,0 +1,607 @@
+"""SQLite adapter of :class:`~tracing.deadlines.repository.DeadlineRepository`.
+
+Keeps its tables (prefix ``dl_``) in the graph store's database file through
+:meth:`SQLiteStore.transaction` and :meth:`SQLiteStore.query`, so one backup
+covers graph and deadlines. Times are integer microseconds since the epoch
+(UTC), as in the graph tables. Every value is a bound parameter; only
+placeholder lists and fixed column names are formatted into SQL.
+
+Work queues
+-----------
+``dl_dirty``
+    One row per investigation some write may have changed (``since`` =
+    earliest, ``changed_at`` = latest marking). Cleared by the sweep with
+    a token so a mark that raced the sweep survives.
+``dl_milestones.next_check_at``
+    The next time-driven transition of an unmet milestone (at-risk time
+    while pending, due time while at risk), under a partial index: the
+    sweep finds time crossings with one range scan, never a full scan.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+
+from graph_models.deadlines import (
+    Alert,
+    AssistRequest,
+    DueSnapshot,
+    Investigation,
+    InvestigatorArrival,
+    IsolationArrival,
+    Milestone,
+    MilestoneKind,
+    MilestoneReason,
+    MilestoneState,
+    TrackedPerson,
+)
+
+from .repository import ComplianceRow, DirtyMark, EvaluationWrite, TrackedRow
+
+__all__ = ["SQLiteDeadlineRepository"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_CHUNK = 900
+
+
+def _us(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _dt(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
+    unique = list(dict.fromkeys(ids))
+    for i in range(0, len(unique), _CHUNK):
+        yield unique[i : i + _CHUNK]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS dl_investigations (
+    id TEXT PRIMARY KEY NOT NULL,
+    kind TEXT NOT NULL,
+    case_id TEXT,
+    region TEXT,
+    team TEXT,
+    opened_at INTEGER NOT NULL,
+    clock_start_at INTEGER NOT NULL,
+    clock_source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    closed_at INTEGER,
+    no_contacts_at INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS dl_investigations_case ON dl_investigations(case_id) WHERE kind = 'case';
+CREATE TABLE IF NOT EXISTS dl_milestones (
+    id TEXT PRIMARY KEY NOT NULL,
+    investigation_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    person_id TEXT,
+    started_at INTEGER NOT NULL,
+    due_at INTEGER NOT NULL,
+    at_risk_at INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    met_at INTEGER,
+    epoch INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    evaluated_at INTEGER,
+    at_due TEXT,
+    next_check_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS dl_milestones_investigation ON dl_milestones(investigation_id);
+CREATE INDEX IF NOT EXISTS dl_milestones_state_due ON dl_milestones(state, due_at);
+CREATE INDEX IF NOT EXISTS dl_milestones_due ON dl_milestones(due_at);
+CREATE INDEX IF NOT EXISTS dl_milestones_next ON dl_milestones(next_check_at) WHERE next_check_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS dl_dirty (
+    investigation_id TEXT PRIMARY KEY NOT NULL,
+    since INTEGER NOT NULL,
+    changed_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dl_tracked (
+    investigation_id TEXT NOT NULL,
+    person_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    first_seen_at INTEGER NOT NULL,
+    resolved_at INTEGER,
+    outcome TEXT,
+    PRIMARY KEY (investigation_id, person_id)
+);
+CREATE INDEX IF NOT EXISTS dl_tracked_person ON dl_tracked(person_id);
+CREATE TABLE IF NOT EXISTS dl_arrivals (
+    investigation_id TEXT NOT NULL,
+    investigator TEXT NOT NULL,
+    arrived_at INTEGER NOT NULL,
+    PRIMARY KEY (investigation_id, investigator, arrived_at)
+);
+CREATE TABLE IF NOT EXISTS dl_isolation_arrivals (
+    person_id TEXT NOT NULL,
+    site_id TEXT NOT NULL,
+    arrived_at INTEGER NOT NULL,
+    PRIMARY KEY (person_id, site_id, arrived_at)
+);
+CREATE TABLE IF NOT EXISTS dl_assist_requests (
+    id TEXT PRIMARY KEY NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dl_alerts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    investigation_id TEXT NOT NULL,
+    milestone_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    detected_at INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dl_alerts_investigation ON dl_alerts(investigation_id, seq);
+CREATE INDEX IF NOT EXISTS dl_alerts_detected ON dl_alerts(detected_at);
+CREATE TABLE IF NOT EXISTS dl_sink_cursors (
+    sink TEXT PRIMARY KEY NOT NULL,
+    last_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dl_delivery_failures (
+    sink TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    error TEXT,
+    PRIMARY KEY (sink, seq)
+);
+"""
+
+_INV_COLUMNS = (
+    "id, kind, case_id, region, team, opened_at, clock_start_at, clock_source, status, closed_at, no_contacts_at"
+)
+_MS_COLUMNS = (
+    "id, investigation_id, kind, person_id, started_at, due_at, at_risk_at, state, met_at, epoch, reason, "
+    "evaluated_at, at_due"
+)
+_INSERT_MS = f"""
+INSERT INTO dl_milestones ({_MS_COLUMNS}, next_check_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(id) DO NOTHING
+"""
+_UPDATE_MS = """
+UPDATE dl_milestones SET started_at = ?, due_at = ?, at_risk_at = ?, state = ?, met_at = ?, epoch = ?, reason = ?,
+    evaluated_at = ?, at_due = coalesce(?, at_due), next_check_at = ?
+WHERE id = ? AND state = ? AND epoch = ?
+"""
+_MARK_DIRTY = """
+INSERT INTO dl_dirty (investigation_id, since, changed_at) VALUES (?, ?, ?)
+ON CONFLICT(investigation_id) DO UPDATE SET since = min(since, excluded.since),
+    changed_at = max(changed_at, excluded.changed_at)
+"""
+_INSERT_TRACKED = """
+INSERT INTO dl_tracked (investigation_id, person_id, role, first_seen_at) VALUES (?, ?, ?, ?)
+ON CONFLICT(investigation_id, person_id) DO UPDATE SET role = excluded.role
+"""
+
+
+def _inv_row(inv: Investigation) -> tuple:
+    return (
+        inv.id, inv.kind.value, inv.case_id, inv.region, inv.team, _us(inv.opened_at), _us(inv.clock_start_at),
+        inv.clock_source, inv.status.value, _us(inv.closed_at), _us(inv.no_contacts_declared_at),
+    )
+
+
+def _inv(row: tuple) -> Investigation:
+    return Investigation(
+        id=row[0], kind=row[1], case_id=row[2], region=row[3], team=row[4], opened_at=_dt(row[5]),
+        clock_start_at=_dt(row[6]), clock_source=row[7], status=row[8], closed_at=_dt(row[9]),
+        no_contacts_declared_at=_dt(row[10]),
+    )
+
+
+def _ms_values(m: Milestone, reason_json: str | None = None) -> tuple:
+    return (
+        _us(m.started_at), _us(m.due_at), _us(m.at_risk_at), m.state.value, _us(m.met_at), m.epoch,
+        reason_json or m.reason.model_dump_json(), _us(m.evaluated_at),
+        m.at_due.model_dump_json() if m.at_due else None,
+    )
+
+
+_UNPARSED = MilestoneReason.model_construct(summary="(not loaded)", gaps=[])
+
+
+_MS_FIELDS = frozenset(Milestone.model_fields)
+
+
+def _ms(row: tuple, full: bool = True) -> Milestone:
+    values = {
+        "id": row[0], "investigation_id": row[1], "kind": MilestoneKind(row[2]), "person_id": row[3],
+        "started_at": _dt(row[4]), "due_at": _dt(row[5]), "at_risk_at": _dt(row[6]), "state": MilestoneState(row[7]),
+        "met_at": _dt(row[8]), "epoch": row[9],
+        "reason": MilestoneReason.model_validate_json(row[10]) if full else _UNPARSED,
+        "evaluated_at": _dt(row[11]),
+        "at_due": DueSnapshot.model_validate_json(row[12]) if full and row[12] else None,
+    }
+    # What Milestone.model_construct does, minus its per-field default handling (every field is given):
+    # rows were validated on the way in, and this is the sweep's hot path.
+    m = Milestone.__new__(Milestone)
+    object.__setattr__(m, "__dict__", values)
+    object.__setattr__(m, "__pydantic_fields_set__", set(_MS_FIELDS))
+    object.__setattr__(m, "__pydantic_extra__", None)
+    object.__setattr__(m, "__pydantic_private__", {
+        "_stored_reason_json": None if full else row[10], "_has_stored_at_due": not full and row[12] is not None,
+    })
+    return m
+
+
+class SQLiteDeadlineRepository:
+    """Deadline tables in the same SQLite database as the graph (see module docstring)."""
+
+    def __init__(self, store) -> None:  # store: tracing.store.sqlite.SQLiteStore
+        self._store = store
+        with store.transaction() as conn:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    # --- helpers ------------------------------------------------------------------------
+    def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        return self._store.query(sql, params)
+
+    def _in(self, sql: str, ids: Iterable[str], extra: Sequence = ()) -> Iterator[tuple]:
+        """Run ``sql`` (with one ``{marks}`` placeholder list) over ``ids`` in chunks."""
+        for chunk in _chunks(ids):
+            yield from self._query(sql.format(marks=_marks(len(chunk))), [*chunk, *extra])
+
+    # --- investigations -------------------------------------------------------------------
+    def add_investigation(
+        self, investigation: Investigation, milestones: Sequence[Milestone], *, tracked: Sequence[TrackedPerson] = ()
+    ) -> bool:
+        with self._store.transaction() as conn:
+            return self._insert_investigation(conn, investigation, milestones, tracked)
+
+    def _insert_investigation(
+        self, conn: sqlite3.Connection, investigation: Investigation, milestones: Sequence[Milestone],
+        tracked: Sequence[TrackedPerson],
+    ) -> bool:
+        cursor = conn.execute(
+            f"INSERT INTO dl_investigations ({_INV_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            _inv_row(investigation),
+        )
+        if cursor.rowcount != 1:
+            return False
+        conn.executemany(
+            _INSERT_MS,
+            [(m.id, m.investigation_id, m.kind.value, m.person_id, *_ms_values(m), _us(m.at_risk_at)) for m in milestones],
+        )
+        conn.executemany(
+            _INSERT_TRACKED, [(t.investigation_id, t.person_id, t.role, _us(t.first_seen_at)) for t in tracked]
+        )
+        stamp = _us(investigation.opened_at)
+        conn.execute(_MARK_DIRTY, (investigation.id, stamp, stamp))
+        return True
+
+    def add_investigations(self, items: Sequence[tuple[Investigation, Sequence[Milestone]]]) -> int:
+        """Bulk insert (imports, benchmarks); returns how many were new."""
+        added = 0
+        with self._store.transaction() as conn:
+            for investigation, milestones in items:
+                added += self._insert_investigation(conn, investigation, milestones, ())
+        return added
+
+    def get_investigations(self, ids: Iterable[str]) -> dict[str, Investigation]:
+        sql = f"SELECT {_INV_COLUMNS} FROM dl_investigations WHERE id IN ({{marks}})"
+        return {row[0]: _inv(row) for row in self._in(sql, ids)}
+
+    def investigation_ids_for_cases(self, case_ids: Iterable[str]) -> dict[str, str]:
+        sql = "SELECT case_id, id FROM dl_investigations WHERE kind = 'case' AND case_id IN ({marks})"
+        return {case_id: inv_id for case_id, inv_id in self._in(sql, case_ids)}
+
+    def update_investigation(self, investigation: Investigation, *, now: datetime) -> None:
+        row = _inv_row(investigation)
+        with self._store.transaction() as conn:
+            conn.execute(
+                "UPDATE dl_investigations SET region = ?, team = ?, status = ?, closed_at = ?, no_contacts_at = ? "
+                "WHERE id = ?",
+                (row[3], row[4], row[8], row[9], row[10], investigation.id),
+            )
+            conn.execute(_MARK_DIRTY, (investigation.id, _us(now), _us(now)))
+
+    def milestones_of(self, ids: Iterable[str], *, full: bool = True) -> dict[str, list[Milestone]]:
+        found: dict[str, list[Milestone]] = {}
+        # No ORDER BY in SQL: it would make SQLite walk the primary key instead of the investigation index.
+        sql = f"SELECT {_MS_COLUMNS} FROM dl_milestones WHERE investigation_id IN ({{marks}})"
+        for row in self._in(sql, ids):
+            found.setdefault(row[1], []).append(_ms(row, full))
+        for milestones in found.values():
+            milestones.sort(key=lambda m: m.id)
+        return found
+
+    def tracked_of(self, ids: Iterable[str]) -> dict[str, dict[str, TrackedRow]]:
+        found: dict[str, dict[str, TrackedRow]] = {}
+        sql = (
+            "SELECT investigation_id, person_id, role, first_seen_at, resolved_at, outcome FROM dl_tracked "
+            "WHERE investigation_id IN ({marks})"
+        )
+        for inv_id, pid, role, first_seen, resolved, outcome in self._in(sql, ids):
+            person = TrackedPerson.model_construct(
+                investigation_id=inv_id, person_id=pid, role=role, first_seen_at=_dt(first_seen)
+            )
+            found.setdefault(inv_id, {})[pid] = TrackedRow(person, _dt(resolved), outcome)
+        return found
+
+    # --- facts ------------------------------------------------------------------------------
+    def record_arrival(self, arrival: InvestigatorArrival, *, now: datetime | None = None) -> None:
+        stamp = _us(now or arrival.arrived_at)
+        with self._store.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO dl_arrivals (investigation_id, investigator, arrived_at) VALUES (?, ?, ?)",
+                (arrival.investigation_id, arrival.investigator, _us(arrival.arrived_at)),
+            )
+            conn.execute(_MARK_DIRTY, (arrival.investigation_id, stamp, stamp))
+
+    def arrivals_of(self, ids: Iterable[str]) -> dict[str, list[InvestigatorArrival]]:
+        found: dict[str, list[InvestigatorArrival]] = {}
+        sql = (
+            "SELECT investigation_id, investigator, arrived_at FROM dl_arrivals WHERE investigation_id IN ({marks}) "
+            "ORDER BY arrived_at"
+        )
+        for inv_id, who, at in self._in(sql, ids):
+            found.setdefault(inv_id, []).append(
+                InvestigatorArrival.model_construct(investigation_id=inv_id, investigator=who, arrived_at=_dt(at))
+            )
+        return found
+
+    def record_isolation_arrival(
+        self, person_id: str, site_id: str, arrived_at: datetime, *, now: datetime | None = None
+    ) -> set[str]:
+        watching = self.investigations_watching([person_id])
+        stamp = _us(now or arrived_at)
+        with self._store.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO dl_isolation_arrivals (person_id, site_id, arrived_at) VALUES (?, ?, ?)",
+                (person_id, site_id, _us(arrived_at)),
+            )
+            conn.executemany(_MARK_DIRTY, [(inv_id, stamp, stamp) for inv_id in watching])
+        return watching
+
+    def isolation_arrivals_of(self, person_ids: Iterable[str]) -> dict[str, IsolationArrival]:
+        found: dict[str, IsolationArrival] = {}
+        sql = (
+            "SELECT person_id, site_id, arrived_at FROM dl_isolation_arrivals WHERE person_id IN ({marks}) "
+            "ORDER BY arrived_at DESC"
+        )
+        for pid, site, at in self._in(sql, person_ids):  # descending: the earliest wins
+            found[pid] = IsolationArrival.model_construct(person_id=pid, site_id=site, arrived_at=_dt(at))
+        return found
+
+    def add_assist_request(
+        self, request: AssistRequest, investigation: Investigation, milestones: Sequence[Milestone],
+        tracked: Sequence[TrackedPerson],
+    ) -> bool:
+        with self._store.transaction() as conn:
+            if not self._insert_investigation(conn, investigation, milestones, tracked):
+                return False
+            conn.execute(
+                "INSERT INTO dl_assist_requests (id, doc) VALUES (?, ?)", (request.id, request.model_dump_json())
+            )
+        return True
+
+    def get_assist_requests(self, ids: Iterable[str]) -> dict[str, AssistRequest]:
+        sql = "SELECT id, doc FROM dl_assist_requests WHERE id IN ({marks})"
+        return {rid: AssistRequest.model_validate_json(doc) for rid, doc in self._in(sql, ids)}
+
+    def resolve_assist_person(self, request_id: str, person_id: str, *, outcome: str, at: datetime) -> None:
+        with self._store.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE dl_tracked SET resolved_at = ?, outcome = ? WHERE investigation_id = ? AND person_id = ?",
+                (_us(at), outcome, request_id, person_id),
+            )
+            if cursor.rowcount != 1:
+                raise KeyError(f"{person_id!r} is not on assist request {request_id!r}")
+            conn.execute(_MARK_DIRTY, (request_id, _us(at), _us(at)))
+
+    # --- work queues ----------------------------------------------------------------------------
+    def investigations_watching(self, person_ids: Iterable[str]) -> set[str]:
+        ids = list(dict.fromkeys(person_ids))
+        found = {
+            inv_id
+            for (inv_id,) in self._in(
+                "SELECT id FROM dl_investigations WHERE kind = 'case' AND case_id IN ({marks}) AND status = 'open'", ids
+            )
+        }
+        found.update(
+            inv_id
+            for (inv_id,) in self._in(
+                "SELECT DISTINCT t.investigation_id FROM dl_tracked t JOIN dl_investigations i "
+                "ON i.id = t.investigation_id WHERE t.person_id IN ({marks}) AND i.status = 'open'",
+                ids,
+            )
+        )
+        return found
+
+    def mark_dirty(self, ids: Iterable[str], at: datetime) -> int:
+        stamp = _us(at)
+        rows = [(inv_id, stamp, stamp) for inv_id in dict.fromkeys(ids)]
+        if rows:
+            with self._store.transaction() as conn:
+                conn.executemany(_MARK_DIRTY, rows)
+        return len(rows)
+
+    def due_for_sweep(self, now: datetime, *, limit: int) -> tuple[dict[str, DirtyMark], set[str]]:
+        dirty = {
+            inv_id: DirtyMark(_dt(since), _dt(changed))
+            for inv_id, since, changed in self._query(
+                "SELECT investigation_id, since, changed_at FROM dl_dirty ORDER BY since LIMIT ?", (limit,)
+            )
+        }
+        timed = {
+            inv_id
+            for (inv_id,) in self._query(
+                "SELECT DISTINCT investigation_id FROM dl_milestones WHERE next_check_at IS NOT NULL "
+                "AND next_check_at <= ? ORDER BY next_check_at LIMIT ?",
+                (_us(now), limit),
+            )
+        }
+        return dirty, timed
+
+    def apply_evaluations(self, writes: Sequence[EvaluationWrite]) -> tuple[list[Alert], dict[str, str]]:
+        inserted: list[Alert] = []
+        refused: dict[str, str] = {}
+        if not writes:
+            return inserted, refused
+        with self._store.transaction() as conn:
+            for write in writes:
+                conn.execute("SAVEPOINT evaluation")
+                try:
+                    alerts = self._apply_one(conn, write)
+                except _Conflict as conflict:
+                    conn.execute("ROLLBACK TO evaluation")
+                    refused[write.investigation_id] = str(conflict)
+                except sqlite3.Error as error:
+                    conn.execute("ROLLBACK TO evaluation")
+                    refused[write.investigation_id] = f"{type(error).__name__}: {error}"
+                else:
+                    inserted.extend(alerts)
+                conn.execute("RELEASE evaluation")
+        return inserted, refused
+
+    def _apply_one(self, conn: sqlite3.Connection, write: EvaluationWrite) -> list[Alert]:
+        for update in write.updates:
+            m = update.milestone
+            cursor = conn.execute(
+                _UPDATE_MS,
+                (*_ms_values(m, update.reason_json), _us(update.next_check_at), m.id, update.expected_state.value,
+                 update.expected_epoch),
+            )
+            if cursor.rowcount != 1:
+                raise _Conflict(f"milestone {m.id} changed since it was read")
+        for m, next_check in write.new_milestones:
+            conn.execute(_INSERT_MS, (m.id, m.investigation_id, m.kind.value, m.person_id, *_ms_values(m), _us(next_check)))
+        conn.executemany(
+            _INSERT_TRACKED,
+            [(t.investigation_id, t.person_id, t.role, _us(t.first_seen_at)) for t in write.new_tracked],
+        )
+        alerts = []
+        for alert in write.alerts:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO dl_alerts (key, investigation_id, milestone_id, state, detected_at, doc) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (alert.key, alert.investigation_id, alert.milestone_id, alert.state.value, _us(alert.detected_at),
+                 alert.model_dump_json(exclude={"seq"})),
+            )
+            if cursor.rowcount == 1:
+                alerts.append(alert.model_copy(update={"seq": cursor.lastrowid}))
+        if write.dirty_token is not None:
+            conn.execute(
+                "DELETE FROM dl_dirty WHERE investigation_id = ? AND changed_at <= ?",
+                (write.investigation_id, _us(write.dirty_token)),
+            )
+        return alerts
+
+    # --- alerts ------------------------------------------------------------------------------------
+    def alerts(
+        self, *, after_seq: int | None = None, investigation_id: str | None = None,
+        states: Iterable[MilestoneState] | None = None, since: datetime | None = None, limit: int | None = None,
+    ) -> list[Alert]:
+        clauses, params = ["1 = 1"], []
+        if after_seq is not None:
+            clauses.append("seq > ?")
+            params.append(after_seq)
+        if investigation_id is not None:
+            clauses.append("investigation_id = ?")
+            params.append(investigation_id)
+        if states is not None:
+            values = [MilestoneState(s).value for s in states]
+            clauses.append(f"state IN ({_marks(len(values))})")
+            params.extend(values)
+        if since is not None:
+            clauses.append("detected_at >= ?")
+            params.append(_us(since))
+        sql = f"SELECT seq, doc FROM dl_alerts WHERE {' AND '.join(clauses)} ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [Alert.model_validate_json(doc).model_copy(update={"seq": seq}) for seq, doc in self._query(sql, params)]
+
+    def max_alert_seq(self) -> int:
+        return self._query("SELECT coalesce(max(seq), 0) FROM dl_alerts")[0][0]
+
+    def sink_cursor(self, sink: str) -> int | None:
+        rows = self._query("SELECT last_seq FROM dl_sink_cursors WHERE sink = ?", (sink,))
+        return rows[0][0] if rows else None
+
+    def set_sink_cursor(self, sink: str, seq: int, *, failed: bool = False, error: str | None = None) -> None:
+        with self._store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO dl_sink_cursors (sink, last_seq) VALUES (?, ?) "
+                "ON CONFLICT(sink) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+                (sink, seq),
+            )
+            if failed:
+                conn.execute(
+                    "INSERT OR REPLACE INTO dl_delivery_failures (sink, seq, error) VALUES (?, ?, ?)", (sink, seq, error)
+                )
+
+    def delivery_failures(self, sink: str) -> list[tuple[int, str | None]]:
+        return self._query("SELECT seq, error FROM dl_delivery_failures WHERE sink = ? ORDER BY seq", (sink,))
+
+    # --- reports -----------------------------------------------------------------------------------
+    def milestones_where(
+        self, *, states: Iterable[MilestoneState] | None = None, due_since: datetime | None = None,
+        due_until: datetime | None = None, investigation_id: str | None = None, limit: int | None = None,
+    ) -> list[tuple[Milestone, Investigation]]:
+        clauses, params = ["i.id = m.investigation_id"], []
+        if states is not None:
+            values = [MilestoneState(s).value for s in states]
+            clauses.append(f"m.state IN ({_marks(len(values))})")
+            params.extend(values)
+        if due_since is not None:
+            clauses.append("m.due_at >= ?")
+            params.append(_us(due_since))
+        if due_until is not None:
+            clauses.append("m.due_at <= ?")
+            params.append(_us(due_until))
+        if investigation_id is not None:
+            clauses.append("m.investigation_id = ?")
+            params.append(investigation_id)
+        columns = ", ".join(f"m.{c.strip()}" for c in _MS_COLUMNS.split(","))
+        inv_columns = ", ".join(f"i.{c.strip()}" for c in _INV_COLUMNS.split(","))
+        sql = (
+            f"SELECT {columns}, {inv_columns} FROM dl_milestones m, dl_investigations i "
+            f"WHERE {' AND '.join(clauses)} ORDER BY m.due_at, m.id"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        width = len(_MS_COLUMNS.split(","))
+        return [(_ms(row[:width]), _inv(row[width:])) for row in self._query(sql, params)]
+
+    def compliance_rows(
+        self, *, group_by: str, due_since: datetime | None = None, due_until: datetime | None = None
+    ) -> list[ComplianceRow]:
+        column = {"region": "i.region", "team": "i.team"}.get(group_by)
+        if column is None:
+            raise ValueError(f"group_by must be 'region' or 'team', not {group_by!r}")
+        clauses, params = ["i.id = m.investigation_id"], []
+        if due_since is not None:
+            clauses.append("m.due_at >= ?")
+            params.append(_us(due_since))
+        if due_until is not None:
+            clauses.append("m.due_at <= ?")
+            params.append(_us(due_until))
+        sql = (
+            f"SELECT {column}, m.kind, m.person_id IS NOT NULL, m.state, count(*) "
+            f"FROM dl_milestones m, dl_investigations i WHERE {' AND '.join(clauses)} "
+            f"GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+        )
+        return [
+            ComplianceRow(group=g, kind=k, personal=bool(p), state=MilestoneState(s), count=n)
+            for g, k, p, s, n in self._query(sql, params)
+        ]
+
+
+class _Conflict(Exception):
+    pass

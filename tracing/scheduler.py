@@ -1,0 +1,127 @@
+"""Scheduled jobs of the service (APScheduler 3): today the deadline sweep.
+
+``build_scheduler`` is used by the API lifespan (started after the store
+opens, shut down before it closes) and by ``tracegraph scheduler``. Jobs are
+thin: ``now`` from the injected clock, one call into the service. All state
+lives in the store, so a restart neither loses nor repeats an alert; the job
+has an explicit id and ``replace_existing=True`` as APScheduler requires
+for persistent job stores.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+
+from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN, EVENT_SCHEDULER_STARTED
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from .deadlines.repository import DeadlineRepository
+from .deadlines.service import SweepResult, deadline_repository, sweep_deadlines
+from .deadlines.settings import DeadlineSettings
+from .deadlines.sinks import AlertSink, LogSink, WebhookSink
+from .store.port import GraphStore
+
+__all__ = ["SWEEP_JOB_ID", "SweepJob", "build_scheduler", "default_sinks", "deadline_settings"]
+
+SWEEP_JOB_ID = "deadlines.sweep"
+log = logging.getLogger("tracegraph.scheduler")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def deadline_settings(settings: object | None) -> DeadlineSettings:
+    """Accept ``DeadlineSettings``, the service ``Settings`` (its ``deadlines`` field if any), or None."""
+    if isinstance(settings, DeadlineSettings):
+        return settings
+    nested = getattr(settings, "deadlines", None)
+    return nested if isinstance(nested, DeadlineSettings) else DeadlineSettings()
+
+
+def default_sinks(repo: DeadlineRepository, settings: DeadlineSettings) -> list[AlertSink]:
+    sinks: list[AlertSink] = [LogSink()]
+    if settings.webhook_url:
+        sinks.append(
+            WebhookSink(
+                repo, settings.webhook_url, timeout=settings.webhook_timeout_seconds,
+                max_attempts=settings.webhook_max_attempts, backoff=settings.webhook_backoff_seconds,
+                states=settings.webhook_states,
+            )
+        )
+    return sinks
+
+
+class SweepJob:
+    """The ``deadlines.sweep`` job: one sweep at the clock's ``now``, then hand new alerts to the sinks."""
+
+    def __init__(
+        self, store: GraphStore, repo: DeadlineRepository, settings: DeadlineSettings,
+        clock: Callable[[], datetime], sinks: Sequence[AlertSink],
+    ) -> None:
+        self.store, self.repo, self.settings, self.clock, self.sinks = store, repo, settings, clock, list(sinks)
+        self.last: SweepResult | None = None
+
+    def __call__(self) -> SweepResult:
+        result = sweep_deadlines(
+            self.store, self.repo, policy=self.settings.policy, now=self.clock(), limit=self.settings.batch_limit
+        )
+        self.last = result
+        for sink in self.sinks:
+            try:
+                sink.emit(result.alerts)
+            except Exception:  # noqa: BLE001 - a sink must not break the sweep
+                log.exception("alert sink %r failed", sink)
+        if result.errors:
+            log.warning("deadline sweep: %d investigation(s) failed: %s", len(result.errors), sorted(result.errors)[:10])
+        log.debug(
+            "deadline sweep at %s: %d evaluated, %d changed, %d alerts, %.1f ms",
+            result.now.isoformat(), result.evaluated, result.changed, len(result.alerts), result.elapsed_ms,
+        )
+        return result
+
+    def start_sinks(self, _event=None) -> None:
+        for sink in self.sinks:
+            sink.start()
+
+    def stop_sinks(self, _event=None) -> None:
+        for sink in self.sinks:
+            sink.stop()
+
+
+def build_scheduler(
+    store: GraphStore, settings: object | None = None, clock: Callable[[], datetime] = _utc_now, *,
+    repo: DeadlineRepository | None = None, sinks: Sequence[AlertSink] | None = None,
+) -> BackgroundScheduler:
+    """A (not yet started) background scheduler running the deadline sweep every ``interval_seconds``.
+
+    The job runs once right after ``start()``; overlapping runs are
+    prevented (``max_instances=1``), missed runs collapse into one
+    (``coalesce``) and are still run within ``misfire_grace_seconds``.
+    The sweep job object is ``scheduler.deadline_job`` (for tests and health checks).
+
+    Raises
+    ------
+    ValueError
+        If the store has no deadline repository (Neo4j: not implemented yet).
+    """
+    config = deadline_settings(settings)
+    repo = repo or deadline_repository(store)
+    if repo is None:
+        raise ValueError(f"no deadline repository for {type(store).__name__}")
+    job = SweepJob(store, repo, config, clock, default_sinks(repo, config) if sinks is None else sinks)
+    scheduler = BackgroundScheduler(
+        timezone=timezone.utc,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": config.misfire_grace_seconds},
+    )
+    scheduler.add_job(
+        job, "interval", seconds=config.interval_seconds, id=SWEEP_JOB_ID, name="2+4+24+8 deadline sweep",
+        coalesce=True, max_instances=1, misfire_grace_time=config.misfire_grace_seconds, replace_existing=True,
+        next_run_time=datetime.now(timezone.utc),
+    )
+    scheduler.add_listener(job.start_sinks, EVENT_SCHEDULER_STARTED)
+    scheduler.add_listener(job.stop_sinks, EVENT_SCHEDULER_SHUTDOWN)
+    scheduler.deadline_job = job
+    return scheduler
