@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Annotated, Optional
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -31,7 +33,9 @@ StoreOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 NowOption = Annotated[
     Optional[datetime],
-    typer.Option("--now", help="Evaluate as of this time (ISO 8601, UTC if no offset); default: the clock"),
+    typer.Option(
+        "--now", help="Evaluate as of this time (ISO 8601; without an offset, in the display time zone); default: now"
+    ),
 ]
 
 
@@ -46,11 +50,18 @@ def _policy() -> TracingPolicy:
 def _now(value: datetime | None) -> datetime:
     if value is None:
         return datetime.now(timezone.utc)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    # People type local times: a time without an offset is in the display time zone.
+    return value if value.tzinfo else value.replace(tzinfo=_display_zone())
 
 
 def _fmt(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else "—"
+    """A time as people read it: in the configured display time zone, to the minute."""
+    return value.astimezone(_display_zone()).strftime("%Y-%m-%d %H:%M") if value else "—"
+
+
+@lru_cache(maxsize=1)
+def _display_zone() -> ZoneInfo:
+    return ZoneInfo(get_settings().display_timezone)
 
 
 def _fail(error: Exception) -> None:
@@ -77,7 +88,10 @@ def trace(
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return
-    table = Table(title=f"Case {case_id}: window {_fmt(result.window_start)} → {_fmt(result.window_end)}")
+    table = Table(
+        title=f"Case {case_id}: window {_fmt(result.window_start)} → {_fmt(result.window_end)}"
+        f" ({get_settings().display_timezone})"
+    )
     for column in ("类别 Class", "Person 人员", "Via 来源", "Exposed 暴露时间", "Events", "Evidence 证据"):
         table.add_column(column)
     for c in result.contacts:

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRACEGRAPH_", env_nested_delimiter="__", extra="ignore")
 
     store: str = Field(default="sqlite:///tracegraph.db")
+    display_timezone: str = Field(
+        default="Asia/Shanghai", description="Time zone for times shown to people (CLI tables); data stays UTC"
+    )
     tracing: TracingPolicy = Field(default_factory=TracingPolicy)
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
 

@@ -56,3 +56,15 @@ def test_unknown_case_is_a_clear_error(mers_url):
     result = runner.invoke(app, ["trace", "SK_999", "--store", mers_url])
     assert result.exit_code == 1
     assert "not in the graph" in result.output
+
+
+def test_times_are_read_and_shown_in_the_display_time_zone(mers_url, monkeypatch):
+    from tracing import cli
+
+    monkeypatch.setenv("TRACEGRAPH_DISPLAY_TIMEZONE", "Asia/Shanghai")
+    cli._display_zone.cache_clear()
+    data = json.loads(runner.invoke(app, ["trace", "SK_14", "--store", mers_url, "--now", "2015-07-01T08:00", "--json"]).output)
+    assert data["window_end"] == "2015-07-01T00:00:00Z"  # 08:00 in Beijing is midnight UTC; JSON stays UTC
+    table = runner.invoke(app, ["trace", "SK_14", "--store", mers_url, "--now", "2015-07-01T08:00"]).output
+    assert "2015-07-01 08:00 (Asia/Shanghai)" in table
+    cli._display_zone.cache_clear()
