@@ -5,6 +5,17 @@ from .events import Closeness, ContactEvent, ContactKind, ContactSource, Transmi
 from .persons import CASE_STATUSES, Person, PersonStatus
 from .places import Place
 from .policy import TracingPolicy
+from .transfers import (
+    CapacityStandard,
+    CensusReport,
+    IsolationCategory,
+    IsolationPolicy,
+    IsolationSite,
+    Transfer,
+    TransferPlan,
+    TransferState,
+    Vehicle,
+)
 from .tracing import (
     Chain,
     ChainDirection,
@@ -19,6 +30,15 @@ from .tracing import (
 
 __all__ = [
     "CASE_STATUSES",
+    "CapacityStandard",
+    "CensusReport",
+    "IsolationCategory",
+    "IsolationPolicy",
+    "IsolationSite",
+    "Transfer",
+    "TransferPlan",
+    "TransferState",
+    "Vehicle",
     "Chain",
     "ChainDirection",
     "ChainMember",

@@ -206,10 +206,12 @@ def clusters_command(
 from .deadlines.cli import register as _register_deadlines  # noqa: E402
 from .importing.cli import register as _register_import  # noqa: E402
 from .migrate import register as _register_migrate  # noqa: E402
+from .transfers.cli import register as _register_transfers  # noqa: E402
 
 _register_import(app)
 _register_migrate(app)
 _register_deadlines(app)
+_register_transfers(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

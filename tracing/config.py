@@ -8,6 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from graph_models import TracingPolicy
 
 from .deadlines.settings import DeadlineSettings
+from .transfers.settings import TransferSettings
 
 
 class Settings(BaseSettings):
@@ -28,6 +29,7 @@ class Settings(BaseSettings):
     )
     tracing: TracingPolicy = Field(default_factory=TracingPolicy)
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
+    transfers: TransferSettings = Field(default_factory=TransferSettings)
 
 
 def get_settings() -> Settings:
