@@ -2,6 +2,9 @@
 
     python scripts/bench/bench_deadlines.py                       # 100k investigations, 1 % per tick
     python scripts/bench/bench_deadlines.py --investigations 10000 --ticks 10
+    python scripts/bench/bench_deadlines.py --template /tmp/dl-100k.db    # build once, reuse afterwards
+    python scripts/bench/bench_deadlines.py --profile /tmp/sweep.prof     # cProfile of the timed sweeps
+    python scripts/bench/bench_deadlines.py --store bolt://127.0.0.1:7692 --investigations 10000  # Neo4j (wiped!)
 
 Each case has two close contacts, one secondary and one general contact
 (derived relations written directly). Cases were reported over the last
@@ -15,7 +18,9 @@ Only the sweep is timed (p50 / p99 / max); the marking cost is reported apart.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import shutil
 import random
 import statistics
 import sys
@@ -37,7 +42,21 @@ NOW = datetime(2022, 4, 20, 12, 0, tzinfo=timezone.utc)
 CLASSES = [("a", ContactClass.CLOSE), ("b", ContactClass.CLOSE), ("c", ContactClass.SECONDARY), ("d", ContactClass.GENERAL)]
 
 
-def build(store: SQLiteStore, n: int, rng: random.Random) -> None:
+_NEO4J_DERIVED = {
+    cls: (
+        "UNWIND $rows AS row MATCH (s:Person {id: row.source_id}) MATCH (p:Person {id: row.person_id}) "
+        f"CREATE (s)-[r:{cls.relation}]->(p) SET r.key = row.key, r.case_id = row.case_id, r.exposed_at = 0, "
+        "r.evidence = ['e'], r.exposure_count = 1, r.derived_at = 0"
+    )
+    for cls in ContactClass
+}
+
+
+def _neo4j_derived(tx, query, rows) -> None:
+    tx.run(query, rows=rows).consume()
+
+
+def build(store, n: int, rng: random.Random) -> None:
     repo = deadline_repository(store)
     policy = DeadlinePolicy()
     for lo in range(0, n, 5_000):
@@ -57,12 +76,18 @@ def build(store: SQLiteStore, n: int, rng: random.Random) -> None:
                                 opened_at=reported, clock_start_at=reported, clock_source="reported_at")
             investigations.append((inv, base_milestones(inv, policy=policy)))
         store.apply(GraphBatch(persons=persons))
-        with store.transaction() as conn:  # bulk-load derived relations (what trace_case would store)
-            conn.executemany(
-                "INSERT INTO derived_contacts (case_id, person_id, contact_class, source_id, exposed_at, evidence, "
-                "exposure_count, derived_at) VALUES (?, ?, ?, ?, 0, '[\"e\"]', 1, 0)",
-                [(d.case_id, d.person_id, d.contact_class.value, d.source_id) for d in derived],
-            )
+        if isinstance(store, SQLiteStore):
+            with store.transaction() as conn:  # bulk-load derived relations (what trace_case would store)
+                conn.executemany(
+                    "INSERT INTO derived_contacts (case_id, person_id, contact_class, source_id, exposed_at, evidence, "
+                    "exposure_count, derived_at) VALUES (?, ?, ?, ?, 0, '[\"e\"]', 1, 0)",
+                    [(d.case_id, d.person_id, d.contact_class.value, d.source_id) for d in derived],
+                )
+        else:  # Neo4j: the relationships replace_derived writes, in bulk
+            for cls in ContactClass:
+                rows = [{"key": f'["{d.case_id}", "{d.person_id}"]', "case_id": d.case_id, "person_id": d.person_id,
+                         "source_id": d.source_id} for d in derived if d.contact_class is cls]
+                store.execute_write(_neo4j_derived, _NEO4J_DERIVED[cls], rows)
         repo.add_investigations(investigations)
 
 
@@ -72,24 +97,50 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.01, help="Share of investigations changing per tick")
     parser.add_argument("--ticks", type=int, default=30)
     parser.add_argument("--db", help="SQLite file (default: a temporary file)")
+    parser.add_argument("--store", help="A Neo4j URL (bolt://…) instead of SQLite: its database is WIPED first")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--template", help="Database after build + initial sweep: reused if it exists, else written")
+    parser.add_argument("--profile", help="Write cProfile stats of the timed sweeps here")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     path = args.db or os.path.join(tempfile.mkdtemp(prefix="tg-bench-"), "bench.db")
-    store = SQLiteStore(path)
-    repo = deadline_repository(store)
     policy = DeadlinePolicy()
+    if args.store:
+        from tracing.store import open_store
 
-    started = time.perf_counter()
-    build(store, args.investigations, rng)
-    print(f"built {args.investigations} open investigations in {time.perf_counter() - started:.1f} s ({path})")
-    started = time.perf_counter()
-    first = sweep_deadlines(store, repo, policy=policy, now=NOW, limit=args.investigations)
-    print(f"initial sweep (all {first.evaluated} new investigations): {first.elapsed_ms / 1000:.1f} s, "
-          f"{len(first.alerts)} alerts, {len(first.errors)} errors")
+        store = open_store(args.store)
+        store.wipe()
+        repo = deadline_repository(store)
+        started = time.perf_counter()
+        build(store, args.investigations, rng)
+        print(f"built {args.investigations} open investigations in {time.perf_counter() - started:.1f} s ({args.store})")
+        first = sweep_deadlines(store, repo, policy=policy, now=NOW, limit=args.investigations)
+        print(f"initial sweep (all {first.evaluated} new investigations): {first.elapsed_ms / 1000:.1f} s, "
+              f"{len(first.alerts)} alerts, {len(first.errors)} errors")
+    elif args.template and os.path.exists(args.template):
+        shutil.copyfile(args.template, path)
+        store = SQLiteStore(path)
+        repo = deadline_repository(store)
+        print(f"reused {args.template} ({args.investigations} investigations assumed) as {path}")
+    else:
+        store = SQLiteStore(path)
+        repo = deadline_repository(store)
+        started = time.perf_counter()
+        build(store, args.investigations, rng)
+        print(f"built {args.investigations} open investigations in {time.perf_counter() - started:.1f} s ({path})")
+        first = sweep_deadlines(store, repo, policy=policy, now=NOW, limit=args.investigations)
+        print(f"initial sweep (all {first.evaluated} new investigations): {first.elapsed_ms / 1000:.1f} s, "
+              f"{len(first.alerts)} alerts, {len(first.errors)} errors")
+        if args.template:
+            store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+            shutil.copyfile(path, args.template)
+    rng = random.Random(args.seed + 1)  # the ticks draw the same changes whether built or reused
+    if args.store:
+        print("note: with Neo4j the sweep CPU figure is the client's share only (the server is another process)")
+    profiler = cProfile.Profile() if args.profile else None
 
     per_tick = int(args.investigations * args.fraction)
-    sweep_ms, mark_ms, evaluated, alerts = [], [], [], []
+    sweep_ms, cpu_ms, mark_ms, evaluated, alerts = [], [], [], [], []
     now = NOW
     for _ in range(args.ticks):
         now += timedelta(minutes=1)
@@ -99,7 +150,13 @@ def main() -> None:
         t0 = time.perf_counter()
         mark_dirty_for_persons(repo, [p.id for p in changed], now=now)
         mark_ms.append((time.perf_counter() - t0) * 1000)
+        if profiler:
+            profiler.enable()
+        cpu = time.process_time()
         result = sweep_deadlines(store, repo, policy=policy, now=now)
+        cpu_ms.append((time.process_time() - cpu) * 1000)
+        if profiler:
+            profiler.disable()
         assert not result.errors, result.errors
         sweep_ms.append(result.elapsed_ms)
         evaluated.append(result.evaluated)
@@ -110,7 +167,12 @@ def main() -> None:
           f"{statistics.mean(evaluated):.0f} evaluated on average (changed + clock crossings), "
           f"{statistics.mean(alerts):.0f} alerts")
     print(f"sweep ms: p50 {statistics.median(sweep_ms):.1f}  p99 {q[98]:.1f}  max {max(sweep_ms):.1f}")
+    q = statistics.quantiles(cpu_ms, n=100, method="inclusive")
+    print(f"sweep CPU ms (this process; excludes waiting for a busy machine): p50 {statistics.median(cpu_ms):.1f}  "
+          f"p99 {q[98]:.1f}")
     print(f"dirty marking ms (per tick, not in the sweep): p50 {statistics.median(mark_ms):.1f}")
+    if profiler:
+        profiler.dump_stats(args.profile)
     store.close()
 
 

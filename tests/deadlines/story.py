@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 
 from graph_models import ContactEvent, Person, Place, TracingPolicy, Visit
 from graph_models.deadlines import DeadlinePolicy
-from tracing.deadlines import after_graph_change, deadline_repository, record_arrival, sweep_deadlines
+from tracing.deadlines import deadline_repository, record_arrival, sweep_deadlines
 from tracing.deadlines.service import SweepResult, investigation_id_for_case
 from tracing.service import rederive_affected, touched_person_ids
 from tracing.store.port import GraphBatch

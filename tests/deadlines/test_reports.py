@@ -81,7 +81,7 @@ def test_look_back(make_story):
     assert report[(MilestoneKind.TRANSFER, "S2")].isolated_by_due == ["S2"]
 
 
-def test_cli(make_story, tmp_path):
+def test_cli(make_story, backend, tmp_path):
     path = tmp_path / "g.db"
     story = _two_investigations(make_story, str(path))
     story.store.close()
@@ -93,7 +93,7 @@ def test_cli(make_story, tmp_path):
         pass
 
     runner = CliRunner()
-    url = f"sqlite:///{path}"
+    url = backend.url(story)
     result = runner.invoke(app, ["deadlines", "--open", "--json", "--store", url])
     assert result.exit_code == 0, result.output
     assert {row["milestone"]["id"] for row in json.loads(result.output)} == {

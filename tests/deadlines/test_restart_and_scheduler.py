@@ -7,7 +7,6 @@ import time
 from tracing.deadlines import deadline_repository
 from tracing.deadlines.settings import DeadlineSettings
 from tracing.scheduler import SWEEP_JOB_ID, build_scheduler
-from tracing.store.sqlite import SQLiteStore
 
 from .story import Story, t
 
@@ -39,9 +38,10 @@ def test_job_configuration(make_story):
     assert job.trigger.interval.total_seconds() == 30
 
 
-def test_restart_neither_loses_nor_repeats_alerts(make_story, tmp_path):
+def test_restart_neither_loses_nor_repeats_alerts(make_story, backend, tmp_path):
     reference = make_story()
     reference.run(END)
+    expected = _keys(reference.repo)  # before the next story (Neo4j: same server, wiped)
 
     path = str(tmp_path / "graph.db")
     first = make_story(path)
@@ -52,12 +52,12 @@ def test_restart_neither_loses_nor_repeats_alerts(make_story, tmp_path):
 
     # Restart: new store object, new repository, new scheduler, same file. Its immediate first run
     # is the 16:45 tick and must raise exactly what the uninterrupted run raised at 16:45.
-    second = Story(SQLiteStore(path), first.policy, clock=first.clock)
+    second = backend.reopen(first)
     assert deadline_repository(second.store) is not first.repo
     first.clock.now = t(16, 45)
     scheduler, job = _scheduler(second)
     assert sorted(a.key for a in job.last.alerts) == sorted(
-        k for k, _, detected in _keys(reference.repo) if detected == t(16, 45)
+        k for k, _, detected in expected if detected == t(16, 45)
     ) != []
     # A second start at the same instant (e.g. a crash loop) adds nothing.
     scheduler.shutdown(wait=True)
@@ -66,17 +66,17 @@ def test_restart_neither_loses_nor_repeats_alerts(make_story, tmp_path):
     second.run(END, start=t(17), sweep=job)
     scheduler.shutdown(wait=True)
 
-    assert _keys(second.repo) == _keys(reference.repo)
+    assert _keys(second.repo) == expected
     assert len({k for k, _, _ in _keys(second.repo)}) == len(_keys(second.repo))
     second.store.close()
 
 
-def test_downtime_over_a_due_time_still_alerts_once(make_story, tmp_path):
+def test_downtime_over_a_due_time_still_alerts_once(make_story, backend, tmp_path):
     path = str(tmp_path / "graph.db")
     first = make_story(path)
     first.run(t(16, 30))
     first.store.close()
-    second = Story(SQLiteStore(path), first.policy, clock=first.clock)
+    second = backend.reopen(first)
     first.clock.now = t(17, 10)  # down from 16:30 to 17:10: the 17:00 due time passed unseen
     scheduler, job = _scheduler(second)
     scheduler.shutdown(wait=True)

@@ -164,6 +164,24 @@ def test_derived_relations_replace_and_reverse_lookup(store):
     assert store.derived_for_case("C1") == [] and store.counts().derived == 0
 
 
+def test_derived_for_many_cases_matches_one_by_one(store):
+    derived_at = datetime(2022, 4, 20, tzinfo=timezone.utc)
+    for case_id, people in (("C1", ["P1", "P2"]), ("C2", ["P3"])):
+        store.replace_derived(
+            case_id,
+            [
+                TracedContact(case_id=case_id, person_id=p, contact_class=cls, source_id=case_id,
+                              exposed_at=at(9, 20 - i), evidence=[f"E-{case_id}-{p}"])
+                for i, (p, cls) in enumerate(zip(people, [ContactClass.CLOSE, ContactClass.GENERAL]))
+            ],
+            derived_at=derived_at,
+        )
+    batched = store.derived_for_cases(["C2", "C1", "nobody", "C1"])
+    assert list(batched) == ["C2", "C1", "nobody"]
+    assert batched["C1"] == store.derived_for_case("C1") and [c.person_id for c in batched["C1"]] == ["P2", "P1"]
+    assert batched["C2"] == store.derived_for_case("C2") and batched["nobody"] == []
+
+
 def test_large_id_lists_are_chunked(store):
     ids = [f"P{i:05d}" for i in range(2500)]
     store.apply(GraphBatch(persons=[Person(id=i) for i in ids], events=[contact(f"E{i}", i, "hub", at(2)) for i in ids]))

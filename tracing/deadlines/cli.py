@@ -45,7 +45,7 @@ def _open(url: str | None):
     repo = service.deadline_repository(store)
     if repo is None:
         store.close()
-        console.print("[red]error:[/red] deadlines need the SQLite store (Neo4j adapter not written yet)")
+        console.print("[red]error:[/red] deadlines need the SQLite or the Neo4j store")
         raise typer.Exit(1)
     return store, repo
 

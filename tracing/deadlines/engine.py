@@ -141,10 +141,10 @@ def base_milestones(investigation: Investigation, *, policy: DeadlinePolicy) -> 
 def _has(person: Person, name: str) -> bool:
     if name == "location":
         return person.lat is not None and person.lon is not None
-    if name.startswith("attr:"):
+    if name[:5] == "attr:":
         value = person.attributes.get(name[5:])
-        return value is not None and value != ""
-    value = getattr(person, name)
+    else:
+        value = getattr(person, name)
     return value is not None and value != ""
 
 
@@ -152,7 +152,14 @@ def missing_groups(person: Person | None, groups: tuple[tuple[str, ...], ...]) -
     """Labels (``"id_number|phone"``) of the requirement groups ``person`` does not satisfy."""
     if person is None:
         return ["person_record"]
-    return ["|".join(group) for group in groups if not any(_has(person, name) for name in group)]
+    missing = []
+    for group in groups:  # plain loops: this runs for every contact of every swept investigation
+        for name in group:
+            if _has(person, name):
+                break
+        else:
+            missing.append("|".join(group))
+    return missing
 
 
 def trajectory_window(case: Person, investigation: Investigation, policy: DeadlinePolicy) -> tuple[datetime, datetime] | None:
@@ -340,7 +347,18 @@ def _finish(stored: Milestone, outcome: _Outcome, *, change_time: datetime, now:
             met_at = change_time
         met_at = min(max(met_at, stored.started_at), now)
     state = state_at(due_at=stored.due_at, at_risk_at=stored.at_risk_at, met_at=met_at, now=now)
-    return stored.model_copy(update={"state": state, "met_at": met_at, "reason": outcome.reason, "evaluated_at": now})
+    return _copy(stored, {"state": state, "met_at": met_at, "reason": outcome.reason, "evaluated_at": now})
+
+
+def _copy(m: Milestone, update: dict) -> Milestone:
+    """``m.model_copy(update=update)`` (shallow) without its generic machinery: the sweep's hot path."""
+    copy = Milestone.__new__(Milestone)
+    object.__setattr__(copy, "__dict__", {**m.__dict__, **update})
+    object.__setattr__(copy, "__pydantic_fields_set__", m.__pydantic_fields_set__ | update.keys())
+    object.__setattr__(copy, "__pydantic_extra__", None)
+    private = m.__pydantic_private__
+    object.__setattr__(copy, "__pydantic_private__", None if private is None else dict(private))
+    return copy
 
 
 def evaluate_facts(facts: Facts, *, policy: DeadlinePolicy, now: datetime) -> InvestigationEvaluation:
@@ -406,7 +424,7 @@ def evaluate_facts(facts: Facts, *, policy: DeadlinePolicy, now: datetime) -> In
             outcome = _transfer(facts, [required_ids[pid]], policy, now)
             evaluated.append(_finish(m, outcome, change_time=change_time, now=now))
         else:
-            evaluated.append(m.model_copy(update={
+            evaluated.append(_copy(m, {
                 "state": MilestoneState.CANCELLED, "met_at": None, "evaluated_at": now,
                 "reason": _reason(summary="no longer required to be centrally isolated"),
             }))

@@ -65,18 +65,27 @@ _REPOSITORIES: "weakref.WeakKeyDictionary[object, DeadlineRepository]" = weakref
 def deadline_repository(store: GraphStore) -> DeadlineRepository | None:
     """The deadline repository kept in the same database as ``store`` (one per store), if the backend has one.
 
-    SQLite only for now; a Neo4j adapter is not written yet (returns None,
-    and graph-change hooks then do nothing).
+    SQLite (:mod:`.sqlite`) and Neo4j (:mod:`.neo4j`); any other store gets None
+    (graph-change hooks then do nothing).
     """
     repo = _REPOSITORIES.get(store)
     if repo is None:
         from ..store.sqlite import SQLiteStore
 
-        if not isinstance(store, SQLiteStore):
-            return None
-        from .sqlite import SQLiteDeadlineRepository
+        if isinstance(store, SQLiteStore):
+            from .sqlite import SQLiteDeadlineRepository
 
-        repo = _REPOSITORIES[store] = SQLiteDeadlineRepository(store)
+            repo = _REPOSITORIES[store] = SQLiteDeadlineRepository(store)
+            return repo
+        try:
+            from ..store.neo4j import Neo4jStore
+        except ImportError:  # the neo4j driver is not installed: no Neo4j store can exist either
+            return None
+        if not isinstance(store, Neo4jStore):
+            return None
+        from .neo4j import Neo4jDeadlineRepository
+
+        repo = _REPOSITORIES[store] = Neo4jDeadlineRepository(store)
     return repo
 
 
@@ -257,6 +266,10 @@ def _load_batch(
     tracked = repo.tracked_of(ids)
     arrivals = repo.arrivals_of([i for i, inv in investigations.items() if inv.kind is InvestigationKind.CASE])
     requests = repo.get_assist_requests([i for i, inv in investigations.items() if inv.kind is InvestigationKind.ASSIST])
+    contacts = store.derived_for_cases([
+        inv.case_id for inv in investigations.values()
+        if inv.kind is InvestigationKind.CASE and inv.status is InvestigationStatus.OPEN
+    ])
     facts: dict[str, Facts] = {}
     wanted: set[str] = set()
     for inv_id, inv in investigations.items():
@@ -267,7 +280,7 @@ def _load_batch(
         if inv.status is InvestigationStatus.CLOSED:
             continue
         if inv.kind is InvestigationKind.CASE:
-            f.contacts = store.derived_for_case(inv.case_id)
+            f.contacts = contacts[inv.case_id]
             wanted.add(inv.case_id)
             wanted.update(c.person_id for c in f.contacts)
         else:

@@ -22,41 +22,28 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from graph_models.deadlines import (
     Alert,
     AssistRequest,
-    DueSnapshot,
     Investigation,
     InvestigatorArrival,
     IsolationArrival,
     Milestone,
-    MilestoneKind,
-    MilestoneReason,
     MilestoneState,
     TrackedPerson,
 )
 
+from .engine import trusted
 from .repository import ComplianceRow, DirtyMark, EvaluationWrite, TrackedRow
+from .rows import dt as _dt
+from .rows import inv_from_row, inv_values, ms_from_row, ms_values
+from .rows import us as _us
 
 __all__ = ["SQLiteDeadlineRepository"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _CHUNK = 900
-
-
-def _us(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _dt(value: int | None) -> datetime | None:
-    return None if value is None else _EPOCH + timedelta(microseconds=value)
 
 
 def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
@@ -185,54 +172,10 @@ ON CONFLICT(investigation_id, person_id) DO UPDATE SET role = excluded.role
 """
 
 
-def _inv_row(inv: Investigation) -> tuple:
-    return (
-        inv.id, inv.kind.value, inv.case_id, inv.region, inv.team, _us(inv.opened_at), _us(inv.clock_start_at),
-        inv.clock_source, inv.status.value, _us(inv.closed_at), _us(inv.no_contacts_declared_at),
-    )
-
-
-def _inv(row: tuple) -> Investigation:
-    return Investigation(
-        id=row[0], kind=row[1], case_id=row[2], region=row[3], team=row[4], opened_at=_dt(row[5]),
-        clock_start_at=_dt(row[6]), clock_source=row[7], status=row[8], closed_at=_dt(row[9]),
-        no_contacts_declared_at=_dt(row[10]),
-    )
-
-
-def _ms_values(m: Milestone, reason_json: str | None = None) -> tuple:
-    return (
-        _us(m.started_at), _us(m.due_at), _us(m.at_risk_at), m.state.value, _us(m.met_at), m.epoch,
-        reason_json or m.reason.model_dump_json(), _us(m.evaluated_at),
-        m.at_due.model_dump_json() if m.at_due else None,
-    )
-
-
-_UNPARSED = MilestoneReason.model_construct(summary="(not loaded)", gaps=[])
-
-
-_MS_FIELDS = frozenset(Milestone.model_fields)
-
-
-def _ms(row: tuple, full: bool = True) -> Milestone:
-    values = {
-        "id": row[0], "investigation_id": row[1], "kind": MilestoneKind(row[2]), "person_id": row[3],
-        "started_at": _dt(row[4]), "due_at": _dt(row[5]), "at_risk_at": _dt(row[6]), "state": MilestoneState(row[7]),
-        "met_at": _dt(row[8]), "epoch": row[9],
-        "reason": MilestoneReason.model_validate_json(row[10]) if full else _UNPARSED,
-        "evaluated_at": _dt(row[11]),
-        "at_due": DueSnapshot.model_validate_json(row[12]) if full and row[12] else None,
-    }
-    # What Milestone.model_construct does, minus its per-field default handling (every field is given):
-    # rows were validated on the way in, and this is the sweep's hot path.
-    m = Milestone.__new__(Milestone)
-    object.__setattr__(m, "__dict__", values)
-    object.__setattr__(m, "__pydantic_fields_set__", set(_MS_FIELDS))
-    object.__setattr__(m, "__pydantic_extra__", None)
-    object.__setattr__(m, "__pydantic_private__", {
-        "_stored_reason_json": None if full else row[10], "_has_stored_at_due": not full and row[12] is not None,
-    })
-    return m
+_inv_row = inv_values
+_inv = inv_from_row
+_ms_values = ms_values
+_ms = ms_from_row
 
 
 class SQLiteDeadlineRepository:
@@ -326,9 +269,9 @@ class SQLiteDeadlineRepository:
             "WHERE investigation_id IN ({marks})"
         )
         for inv_id, pid, role, first_seen, resolved, outcome in self._in(sql, ids):
-            person = TrackedPerson.model_construct(
-                investigation_id=inv_id, person_id=pid, role=role, first_seen_at=_dt(first_seen)
-            )
+            person = trusted(TrackedPerson, {
+                "investigation_id": inv_id, "person_id": pid, "role": role, "first_seen_at": _dt(first_seen)
+            })
             found.setdefault(inv_id, {})[pid] = TrackedRow(person, _dt(resolved), outcome)
         return found
 

@@ -283,6 +283,12 @@ _DERIVED_FOR_CASE: LiteralString = (
     + "\nUNION ALL\nMATCH ()-[r:SECONDARY_CONTACT {case_id: $case_id}]->()" + _DERIVED_COLUMNS
     + "\nUNION ALL\nMATCH ()-[r:GENERAL_CONTACT {case_id: $case_id}]->()" + _DERIVED_COLUMNS
 )
+# Many cases in one read: one index seek per case and derived type.
+_DERIVED_FOR_CASES: LiteralString = (
+    "UNWIND $case_ids AS cid MATCH ()-[r:CLOSE_CONTACT {case_id: cid}]->()" + _DERIVED_COLUMNS
+    + "\nUNION ALL\nUNWIND $case_ids AS cid MATCH ()-[r:SECONDARY_CONTACT {case_id: cid}]->()" + _DERIVED_COLUMNS
+    + "\nUNION ALL\nUNWIND $case_ids AS cid MATCH ()-[r:GENERAL_CONTACT {case_id: cid}]->()" + _DERIVED_COLUMNS
+)
 # One keyset page over the three derived types: each branch is an index-backed range seek of at
 # most $limit rows; the caller merges them in key order (so grouped by case) and keeps $limit.
 _PAGE_DERIVED: LiteralString = (
@@ -722,6 +728,15 @@ class Neo4jStore:
     def derived_for_case(self, case_id: str) -> list[TracedContact]:
         contacts = [_derived(r) for r in self._read(_DERIVED_FOR_CASE, case_id=case_id)]
         return sorted(contacts, key=lambda c: (c.exposed_at, c.person_id))
+
+    def derived_for_cases(self, case_ids: Iterable[str]) -> dict[str, list[TracedContact]]:
+        found: dict[str, list[TracedContact]] = {cid: [] for cid in _unique(case_ids)}
+        if found:
+            for row in self._read(_DERIVED_FOR_CASES, case_ids=list(found)):
+                found[row["case_id"]].append(_derived(row))
+            for contacts in found.values():
+                contacts.sort(key=lambda c: (c.exposed_at, c.person_id))
+        return found
 
     def iter_derived(self) -> Iterator[tuple[TracedContact, datetime]]:
         # Ordered by key, i.e. by (case, person): each case's relations come together.

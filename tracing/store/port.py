@@ -109,7 +109,11 @@ class GraphStore(Protocol):
     def iter_derived(self) -> Iterator[tuple[TracedContact, datetime]]:
         """Every stored derived relation with the time it was derived (for migrations and exports)."""
 
-    def derived_for_case(self, case_id: str) -> list[TracedContact]: ...
+    def derived_for_case(self, case_id: str) -> list[TracedContact]:
+        """The derived relations stored for ``case_id``, ordered by exposure time, then person id."""
+
+    def derived_for_cases(self, case_ids: Iterable[str]) -> dict[str, list[TracedContact]]:
+        """:meth:`derived_for_case` of many cases in one go (every given id is a key, maybe empty)."""
 
     def cases_deriving(self, person_ids: Iterable[str]) -> set[str]:
         """Ids of cases whose derived relations mention any of ``person_ids`` (as source or target)."""

@@ -404,6 +404,17 @@ class SQLiteStore:
         )
         return [_derived(row) for row in rows]
 
+    def derived_for_cases(self, case_ids: Iterable[str]) -> dict[str, list[TracedContact]]:
+        found: dict[str, list[TracedContact]] = {cid: [] for cid in dict.fromkeys(case_ids)}
+        for chunk in _chunks(found):
+            sql = (
+                f"SELECT {_DERIVED_COLUMNS} FROM derived_contacts WHERE case_id IN ({_marks(len(chunk))}) "
+                "ORDER BY case_id, exposed_at, person_id"
+            )
+            for row in self._query(sql, chunk):
+                found[row[0]].append(_derived(row))
+        return found
+
     def iter_derived(self) -> Iterator[tuple[TracedContact, datetime]]:
         for row in self._iter(f"{_DERIVED_COLUMNS}, derived_at", "derived_contacts"):
             yield _derived(row[:7]), _from_us(row[7])

@@ -1,0 +1,93 @@
+"""What the adapters promise beyond the story: index-driven queues, constraint-guarded alerts, wipe and schema."""
+
+from __future__ import annotations
+
+import pytest
+
+from tracing.deadlines import sweep_deadlines
+
+from .story import CASE, INV, t
+
+
+def _plans(store, queries) -> list[str]:
+    """The execution plans of ``queries`` (EXPLAIN: nothing runs), one text per query."""
+    if type(store).__name__ == "SQLiteStore":
+        return [" | ".join(str(row[-1]) for row in store.query(f"EXPLAIN QUERY PLAN {q}", p)) for q, p in queries]
+
+    def explain(tx):
+        return [str(tx.run(f"EXPLAIN {q}", p).consume().plan) for q, p in queries]
+
+    return store.execute_read(explain)
+
+
+def test_sweep_queues_are_read_through_indexes(make_story):
+    story = make_story()
+    story.run(t(9, 15))
+    if type(story.store).__name__ == "SQLiteStore":
+        queries = [
+            ("SELECT investigation_id, since, changed_at FROM dl_dirty ORDER BY since LIMIT ?", (10,)),
+            ("SELECT DISTINCT investigation_id FROM dl_milestones WHERE next_check_at IS NOT NULL "
+             "AND next_check_at <= ? ORDER BY next_check_at LIMIT ?", (0, 10)),
+        ]
+        dirty, timed = _plans(story.store, queries)
+        assert "dl_milestones_next" in timed, timed
+        assert "SCAN dl_milestones" not in timed.replace("USING INDEX", "")
+    else:
+        from tracing.deadlines import neo4j as adapter
+
+        dirty, timed = _plans(story.store, [(adapter._DIRTY, {"limit": 10}), (adapter._TIMED, {"now": 0, "limit": 10})])
+        for plan in (dirty, timed):
+            assert "NodeByLabelScan" not in plan and "AllNodesScan" not in plan, plan
+        assert "dl_milestone_next_check" in timed or "NodeIndexSeekByRange" in timed, timed
+        assert "dl_dirty_since" in dirty or "NodeIndexScan" in dirty, dirty
+
+
+def test_alert_keys_are_unique_in_storage(make_story):
+    story = make_story()
+    story.run(t(10, 45))
+    first = story.repo.alerts()[0]
+    if type(story.store).__name__ == "SQLiteStore":
+        import sqlite3
+
+        with pytest.raises(sqlite3.IntegrityError), story.store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO dl_alerts (key, investigation_id, milestone_id, state, detected_at, doc) "
+                "VALUES (?, 'x', 'x', 'missed', 0, '{}')", (first.key,),
+            )
+    else:
+        from neo4j.exceptions import ConstraintError
+
+        def duplicate(tx):
+            tx.run("CREATE (a:DeadlineAlert {key: $key, seq: -1})", key=first.key).consume()
+
+        with pytest.raises(ConstraintError):
+            story.store.execute_write(duplicate)
+    assert [a.key for a in story.repo.alerts()].count(first.key) == 1
+
+
+def test_wipe_removes_deadline_data_and_keeps_the_schema(make_story):
+    story = make_story()
+    if type(story.store).__name__ == "SQLiteStore":
+        pytest.skip("the SQLite store has no wipe(): a new database is a new file")
+    story.run(t(10, 45))
+    assert story.repo.alerts() and story.repo.get_investigations([INV])
+    story.store.wipe()
+
+    def labels(tx):
+        return {label for r in tx.run("MATCH (n) RETURN labels(n) AS l") for label in r["l"]}
+
+    assert story.store.execute_read(labels) == set()
+    # The same repository object keeps working on the empty database: schema and queues intact.
+    assert story.repo.alerts() == [] and story.repo.max_alert_seq() == 0
+    assert story.repo.due_for_sweep(t(11), limit=10) == ({}, set())
+    story.write(t(11), persons=[CASE])
+    result = sweep_deadlines(story.store, story.repo, policy=story.policy, now=t(11))
+    assert [a.key for a in result.alerts] == [f"{INV}:on_scene#0:missed"]
+    assert [a.seq for a in story.repo.alerts()] == [1]
+
+    def constraints(tx):
+        return {r["name"] for r in tx.run("SHOW CONSTRAINTS YIELD name")}
+
+    assert {"dl_alert_key", "dl_alert_seq", "dl_milestone_id", "dl_investigation_case"} <= story.store.execute_read(
+        constraints
+    )
