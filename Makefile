@@ -32,7 +32,7 @@ $(DEMO_DB): | $(STAMP)
 demo-data: $(DEMO_DB)
 
 run: $(STAMP) $(DEMO_DB)
-	TRACEGRAPH_STORE=sqlite:///$(DEMO_DB) $(BIN)/python -m api --host $(HOST) --port $(PORT)
+	TRACEGRAPH_STORE=sqlite:///$(DEMO_DB) $(BIN)/python -m api --host $(HOST) --port $(PORT) --demo-tokens
 
 # Starts Neo4j (fresh), runs everything with Neo4j required, stops Neo4j whatever happened.
 test: $(STAMP)

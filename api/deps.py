@@ -1,34 +1,192 @@
-"""Dependencies shared by the routers: the store, the policy and the clock."""
+"""Dependencies shared by the routers: typed app state, store, policy, clock, current user, audit, idempotency."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from datetime import datetime, timezone
-from typing import Annotated
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from apscheduler.schedulers.base import BaseScheduler
+from fastapi import Depends, Header, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from graph_models import TracingPolicy
+from graph_models.deadlines import DeadlinePolicy
+from tracing.auth import AuditEntry, AuditWriter, AuthRepository, TokenCache, User, authenticate
+from tracing.auth.service import find_idempotent, request_fingerprint, store_idempotent
+from tracing.auth.models import IdempotencyRecord
+from tracing.config import Settings
+from tracing.deadlines import deadline_repository
+from tracing.deadlines.repository import DeadlineRepository
 from tracing.store import GraphStore
 
+from .settings import ApiSettings
 
-def get_store(request: Request) -> GraphStore:
-    return request.app.state.store
-
-
-def get_policy(request: Request) -> TracingPolicy:
-    return request.app.state.settings.tracing
-
-
-def get_now(request: Request) -> datetime:
-    clock: Callable[[], datetime] = request.app.state.clock
-    return clock()
+__all__ = [
+    "AppState", "Audit", "AuditDep", "AuthRepoDep", "CurrentUser", "DeadlineRepoDep", "DeadlinePolicyDep",
+    "Idempotency", "IdempotencyDep", "NowDep", "PolicyDep", "StateDep", "StoreDep", "utc_now",
+]
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@dataclass
+class AppState:
+    """What the lifespan opens, typed. Lives on ``app.state.tg`` (and the store/scheduler on ``app.state``)."""
+
+    settings: Settings
+    api: ApiSettings
+    clock: Callable[[], datetime]
+    store: GraphStore
+    auth: AuthRepository
+    audit: AuditWriter
+    tokens: TokenCache
+    scheduler: BaseScheduler | None = None
+    started_at: datetime = field(default_factory=utc_now)
+
+
+def get_state(request: Request) -> AppState:
+    state = getattr(request.app.state, "tg", None)
+    if state is None:  # the lifespan has not run
+        raise HTTPException(503, "service is starting")
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_store(state: StateDep) -> GraphStore:
+    return state.store
+
+
+def get_policy(state: StateDep) -> TracingPolicy:
+    return state.settings.tracing
+
+
+def get_deadline_policy(state: StateDep) -> DeadlinePolicy:
+    return state.settings.deadlines.policy
+
+
+def get_now(state: StateDep) -> datetime:
+    return state.clock()
+
+
+def get_auth_repo(state: StateDep) -> AuthRepository:
+    return state.auth
+
+
+def get_deadline_repo(state: StateDep) -> DeadlineRepository:
+    repo = deadline_repository(state.store)
+    if repo is None:
+        raise HTTPException(501, "deadlines are not available on this store backend yet")
+    return repo
+
+
 StoreDep = Annotated[GraphStore, Depends(get_store)]
 PolicyDep = Annotated[TracingPolicy, Depends(get_policy)]
+DeadlinePolicyDep = Annotated[DeadlinePolicy, Depends(get_deadline_policy)]
 NowDep = Annotated[datetime, Depends(get_now)]
+AuthRepoDep = Annotated[AuthRepository, Depends(get_auth_repo)]
+DeadlineRepoDep = Annotated[DeadlineRepository, Depends(get_deadline_repo)]
+
+_bearer = HTTPBearer(auto_error=False, description="Token from `tracegraph users add NAME --role ROLE`")
+
+
+def get_current_user(
+    request: Request, state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    user = authenticate(state.auth, credentials.credentials, cache=state.tokens)
+    if user is None:
+        raise HTTPException(401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    request.state.user = user
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+class Audit:
+    """Records person-level reads and writes of this request (who, when, endpoint, which persons)."""
+
+    def __init__(self, request: Request, user: User, state: AppState) -> None:
+        self.request, self.user, self.state = request, user, state
+
+    def _record(self, action: str, person_ids) -> None:
+        route = self.request.scope.get("route")
+        self.state.audit.record(
+            AuditEntry(
+                at=self.state.clock(), user=self.user.name, role=self.user.role, method=self.request.method,
+                endpoint=getattr(route, "path", self.request.url.path), path=self.request.url.path,
+                action=action, person_ids=sorted(set(person_ids)),
+            )
+        )
+
+    def read(self, person_ids) -> None:
+        self._record("read", person_ids)
+
+    def write(self, person_ids) -> None:
+        self._record("write", person_ids)
+
+
+def get_audit(request: Request, user: CurrentUser, state: StateDep) -> Audit:
+    return Audit(request, user, state)
+
+
+AuditDep = Annotated[Audit, Depends(get_audit)]
+
+
+class Idempotency:
+    """Makes a retried POST safe: with an ``Idempotency-Key`` the first outcome is stored and replayed.
+
+    Same key and same request (method, path, body) → the stored status and
+    body, with ``Idempotent-Replayed: true``. Same key, different request →
+    409 problem. Records expire after ``idempotency_ttl_hours``.
+    """
+
+    def __init__(self, key: str | None, fingerprint: str, user: User, state: AppState) -> None:
+        self.key, self.fingerprint, self.user, self.state = key, fingerprint, user, state
+        self.ttl = timedelta(hours=state.api.idempotency_ttl_hours)
+
+    def run(self, fn: Callable[[], Any], *, status_code: int = 200) -> Any:
+        if self.key is None:
+            return fn()
+        now = self.state.clock()
+        stored = find_idempotent(self.state.auth, self.user.name, self.key, now=now, ttl=self.ttl)
+        if stored is not None:
+            if stored.request_hash != self.fingerprint:
+                raise HTTPException(409, "Idempotency-Key was already used for a different request")
+            return JSONResponse(json.loads(stored.body), status_code=stored.status,
+                                headers={"Idempotent-Replayed": "true"})
+        result = fn()
+        body = json.dumps(jsonable_encoder(result), ensure_ascii=False, separators=(",", ":"))
+        store_idempotent(
+            self.state.auth,
+            IdempotencyRecord(user=self.user.name, key=self.key, request_hash=self.fingerprint, status=status_code,
+                              body=body, created_at=now),
+            ttl=self.ttl,
+        )
+        return JSONResponse(json.loads(body), status_code=status_code)
+
+
+async def get_idempotency(
+    request: Request, user: CurrentUser, state: StateDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
+               description="Makes a retried POST safe: the first outcome is replayed for 24 h"),
+    ] = None,
+) -> Idempotency:
+    body = await request.body()
+    return Idempotency(idempotency_key, request_fingerprint(request.method, request.url.path, body), user, state)
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]

@@ -203,6 +203,7 @@ def clusters_command(
 
 
 # Commands that live with their domain modules register themselves on the app.
+from .auth.cli import register as _register_users  # noqa: E402
 from .deadlines.cli import register as _register_deadlines  # noqa: E402
 from .importing.cli import register as _register_import  # noqa: E402
 from .migrate import register as _register_migrate  # noqa: E402
@@ -212,6 +213,7 @@ _register_import(app)
 _register_migrate(app)
 _register_deadlines(app)
 _register_transfers(app)
+_register_users(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

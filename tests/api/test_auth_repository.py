@@ -1,0 +1,56 @@
+"""The auth repository contract, on every backend (SQLite; Neo4j under `make test`)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tracing.auth import AuditEntry, IdempotencyRecord, UserExists, auth_repository, authenticate, create_user
+from tracing.auth.service import _REPOSITORIES
+
+
+@pytest.fixture
+def repo(store):
+    _REPOSITORIES.pop(store, None)
+    repo = auth_repository(store)
+    if hasattr(store, "execute_write"):  # Neo4j: the session store is shared, start clean
+        store.execute_write(lambda tx: tx.run("MATCH (n) WHERE any(l IN labels(n) WHERE l STARTS WITH 'Auth') "
+                                              "DETACH DELETE n").consume())
+    return repo
+
+
+def test_users_tokens_and_revocation(repo, now):
+    user, token = create_user(repo, "ann", role="investigator", region="1101", now=now)
+    with pytest.raises(UserExists):
+        create_user(repo, "ann", role="admin", now=now)
+    assert authenticate(repo, token) == user
+    assert authenticate(repo, token + "x") is None
+    assert [u.name for u in repo.list_users()] == ["ann"]
+    assert repo.revoke_user("ann", at=now) and not repo.revoke_user("ann", at=now)
+    assert authenticate(repo, token) is None
+
+
+def test_audit_is_appended_in_order_and_filtered(repo, now):
+    def entry(user, ids, minutes):
+        return AuditEntry(at=now + timedelta(minutes=minutes), user=user, role="commander", method="GET",
+                          endpoint="/persons/{person_id}", path="/persons/x", action="read", person_ids=ids)
+
+    repo.append_audit([entry("a", ["p1"], 0), entry("b", ["p1", "p2"], 1)])
+    repo.append_audit([entry("a", ["p3"], 2)])
+    all_ = repo.audit()
+    assert [e.seq for e in all_] == sorted(e.seq for e in all_) and len(all_) == 3
+    assert [e.user for e in repo.audit(person_id="p1")] == ["a", "b"]
+    assert [e.person_ids for e in repo.audit(user="a")] == [["p1"], ["p3"]]
+    assert len(repo.audit(since=now + timedelta(minutes=1))) == 2
+    assert [e.seq for e in repo.audit(after_seq=all_[0].seq, limit=1)] == [all_[1].seq]
+
+
+def test_idempotency_records(repo, now):
+    record = IdempotencyRecord(user="ann", key="k", request_hash="h", status=200, body="{}", created_at=now)
+    assert repo.put_idempotent(record)
+    assert not repo.put_idempotent(record.model_copy(update={"body": "[]"}))
+    assert repo.get_idempotent("ann", "k", not_before=now).body == "{}"
+    assert repo.get_idempotent("ann", "k", not_before=now + timedelta(seconds=1)) is None
+    assert repo.purge_idempotent(before=now + timedelta(seconds=1)) == 1
+    assert repo.get_idempotent("ann", "k", not_before=now - timedelta(days=1)) is None
