@@ -7,12 +7,12 @@ from datetime import timedelta
 import pytest
 
 from tracing.auth import AuditEntry, IdempotencyRecord, UserExists, auth_repository, authenticate, create_user
-from tracing.auth.service import _REPOSITORIES
+from tracing.store.siblings import forget_sibling_repositories
 
 
 @pytest.fixture
 def repo(store):
-    _REPOSITORIES.pop(store, None)
+    forget_sibling_repositories(store)
     repo = auth_repository(store)
     if hasattr(store, "execute_write"):  # Neo4j: the session store is shared, start clean
         store.execute_write(lambda tx: tx.run("MATCH (n) WHERE any(l IN labels(n) WHERE l STARTS WITH 'Auth') "

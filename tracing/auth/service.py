@@ -9,11 +9,11 @@ import io
 import logging
 import secrets
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 
 from ..store.port import GraphStore
+from ..store.siblings import sibling_repository
 from .models import AuditEntry, IdempotencyRecord, Role, User
 from .repository import AuthRepository
 
@@ -32,8 +32,16 @@ __all__ = [
 
 log = logging.getLogger("tracegraph.auth")
 
-_REPOSITORIES: "weakref.WeakKeyDictionary[object, AuthRepository]" = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
+def _sqlite_repository(store: GraphStore) -> AuthRepository:
+    from .sqlite import SQLiteAuthRepository
+
+    return SQLiteAuthRepository(store)
+
+
+def _neo4j_repository(store: GraphStore) -> AuthRepository:
+    from .neo4j import Neo4jAuthRepository
+
+    return Neo4jAuthRepository(store)
 
 
 def auth_repository(store: GraphStore) -> AuthRepository:
@@ -44,26 +52,7 @@ def auth_repository(store: GraphStore) -> AuthRepository:
     TypeError
         For a store type without an auth adapter.
     """
-    with _LOCK:
-        repo = _REPOSITORIES.get(store)
-        if repo is not None:
-            return repo
-        from ..store.sqlite import SQLiteStore
-
-        if isinstance(store, SQLiteStore):
-            from .sqlite import SQLiteAuthRepository
-
-            repo = SQLiteAuthRepository(store)
-        else:
-            from ..store.neo4j import Neo4jStore
-
-            if not isinstance(store, Neo4jStore):
-                raise TypeError(f"no auth repository for {type(store).__name__}")
-            from .neo4j import Neo4jAuthRepository
-
-            repo = Neo4jAuthRepository(store)
-        _REPOSITORIES[store] = repo
-        return repo
+    return sibling_repository(store, "auth", sqlite=_sqlite_repository, neo4j=_neo4j_repository)
 
 
 # --- tokens -----------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ options keyword-only, and ``now`` is always passed in, never read.
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +29,7 @@ from graph_models.transfers import (
 from ..deadlines.service import deadline_repository, record_isolation_arrival
 from ..errors import TracingError
 from ..store.port import GraphStore
+from ..store.siblings import sibling_repository
 from .census import build_census
 from .planning import Candidate, VehicleReady, plan_households
 from .repository import InsertResult, TransferRepository
@@ -62,30 +62,21 @@ class PlanNotFound(TracingError):
         self.plan_id = plan_id
 
 
-_REPOSITORIES: weakref.WeakKeyDictionary[object, TransferRepository] = weakref.WeakKeyDictionary()
+def _sqlite_repository(store: GraphStore) -> TransferRepository:
+    from .sqlite import SQLiteTransferRepository
+
+    return SQLiteTransferRepository(store)
+
+
+def _neo4j_repository(store: GraphStore) -> TransferRepository:
+    from .neo4j import Neo4jTransferRepository
+
+    return Neo4jTransferRepository(store)
 
 
 def transfer_repository(store: GraphStore) -> TransferRepository:
     """The transfer repository kept in the same database as ``store`` (one per store)."""
-    repo = _REPOSITORIES.get(store)
-    if repo is not None:
-        return repo
-    from ..store.sqlite import SQLiteStore
-
-    if isinstance(store, SQLiteStore):
-        from .sqlite import SQLiteTransferRepository
-
-        repo = SQLiteTransferRepository(store)
-    else:
-        from ..store.neo4j import Neo4jStore
-
-        if not isinstance(store, Neo4jStore):
-            raise TypeError(f"no transfer repository for {type(store).__name__}")
-        from .neo4j import Neo4jTransferRepository
-
-        repo = Neo4jTransferRepository(store)
-    _REPOSITORIES[store] = repo
-    return repo
+    return sibling_repository(store, "transfers", sqlite=_sqlite_repository, neo4j=_neo4j_repository)
 
 
 # --- sites and vehicles ----------------------------------------------------------------------------
