@@ -4,11 +4,18 @@
 and the deadline repository say, loaded by :mod:`tracing.deadlines.service`)
 into the milestone states in force at ``now`` with the reason (who lacks
 what). :func:`plan_write` compares that with the stored milestones and plans
-the state changes and alerts the sweep writes.
+the state changes and alerts the sweep writes. :func:`plan_crossings` plans a
+time-only crossing (a clock reaching its at-risk or due time while none of
+its investigation's facts changed) from the stored clocks alone.
+
+The sweep's hot path works on :class:`Clock` (a stored milestone as plain
+values, times in integer microseconds since the epoch, UTC) and plain tuples;
+pydantic models are built only for output (alerts, :attr:`InvestigationEvaluation.milestones`).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -32,29 +39,44 @@ from graph_models.deadlines import (
     TrackedPerson,
 )
 
-from .repository import DirtyMark, EvaluationWrite, MilestoneUpdate, TrackedRow
+from .repository import Clock, DirtyMark, EvaluationWrite, MilestoneUpdate, Tracked
+from .rows import dt, us
 
 __all__ = [
+    "Clock",
+    "ClockResult",
     "Facts",
     "InvestigationEvaluation",
     "base_milestones",
     "evaluate_facts",
     "missing_groups",
+    "natural_next_check",
     "next_check_at",
+    "plan_crossings",
     "plan_write",
+    "reason_json",
     "state_at",
     "trajectory_window",
 ]
 
 _CORE_CLASSES = (ContactClass.CLOSE, ContactClass.SECONDARY)
+_US = timedelta(microseconds=1)
+
+_PENDING, _AT_RISK, _MISSED = MilestoneState.PENDING, MilestoneState.AT_RISK, MilestoneState.MISSED
+_MET, _MET_LATE, _CANCELLED = MilestoneState.MET, MilestoneState.MET_LATE, MilestoneState.CANCELLED
+_OPEN = frozenset({_PENDING, _AT_RISK, _MISSED})
 
 
 @dataclass
 class Facts:
-    """Everything one evaluation reads, loaded in batches by the service."""
+    """Everything one evaluation reads, loaded in batches by the service.
+
+    ``milestones`` are the stored clocks (sorted by id); ``tracked`` maps a
+    person id to ``(role, first_seen_at µs, resolved_at µs | None)``.
+    """
 
     investigation: Investigation
-    milestones: list[Milestone]
+    milestones: list[Clock]
     case: Person | None = None
     contacts: list[TracedContact] = field(default_factory=list)
     persons: dict[str, Person] = field(default_factory=dict)
@@ -62,19 +84,54 @@ class Facts:
     places: dict[str, Place] = field(default_factory=dict)
     arrivals: list[InvestigatorArrival] = field(default_factory=list)
     isolation: dict[str, IsolationArrival] = field(default_factory=dict)
-    tracked: dict[str, TrackedRow] = field(default_factory=dict)
+    tracked: dict[str, Tracked] = field(default_factory=dict)
     dirty: DirtyMark | None = None
     request: AssistRequest | None = None
+    facts_change_at: int | None = None  # as stored by the previous evaluation
+
+
+@dataclass(slots=True)
+class ClockResult:
+    """One clock's state at ``now`` (not yet stored): the stored clock (or a new one) and its new values."""
+
+    clock: Clock
+    state: MilestoneState
+    met_at: int | None
+    summary: str
+    gaps: list[tuple[str | None, str, list[str]]]
+    new: bool = False
+
+    @property
+    def reason_json(self) -> str:
+        return reason_json(self.summary, self.gaps)
+
+    @property
+    def reason(self) -> MilestoneReason:
+        return _reason_model(self.summary, self.gaps)
 
 
 @dataclass
 class InvestigationEvaluation:
-    """Milestone states at ``now`` (new values, not yet stored) and persons seen for the first time."""
+    """Clock states at ``now`` (new values, not yet stored) and persons seen for the first time.
+
+    ``facts_change_at`` is the earliest time (µs) after ``now`` at which a
+    recorded fact takes effect (a future-dated arrival, resolution or
+    declaration), or None: until then only the clocks' own times move states.
+    """
 
     investigation: Investigation
     now: datetime
-    milestones: list[Milestone]
+    results: list[ClockResult]
     new_tracked: list[TrackedPerson]
+    facts_change_at: int | None = None
+    _milestones: list[Milestone] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def milestones(self) -> list[Milestone]:
+        """The evaluated clocks as :class:`Milestone` models (built on first use: not on the sweep's path)."""
+        if self._milestones is None:
+            self._milestones = [_milestone_model(r, evaluated_at=self.now) for r in self.results]
+        return self._milestones
 
     def by_id(self, milestone_id: str) -> Milestone:
         return next(m for m in self.milestones if m.id == milestone_id)
@@ -86,23 +143,41 @@ class InvestigationEvaluation:
 # --- small pure helpers ------------------------------------------------------------------------
 
 
-def state_at(*, due_at: datetime, at_risk_at: datetime, met_at: datetime | None, now: datetime) -> MilestoneState:
+def state_at(*, due_at, at_risk_at, met_at, now) -> MilestoneState:
+    """The state at ``now`` (datetimes, or integer microseconds: any comparable times)."""
     if met_at is not None:
-        return MilestoneState.MET if met_at <= due_at else MilestoneState.MET_LATE
+        return _MET if met_at <= due_at else _MET_LATE
     if now >= due_at:
-        return MilestoneState.MISSED
+        return _MISSED
     if now >= at_risk_at:
-        return MilestoneState.AT_RISK
-    return MilestoneState.PENDING
+        return _AT_RISK
+    return _PENDING
 
 
 def next_check_at(milestone: Milestone) -> datetime | None:
     """The next time-driven transition of a stored milestone (the sweep's time index)."""
-    if milestone.state is MilestoneState.PENDING:
+    if milestone.state is _PENDING:
         return milestone.at_risk_at
-    if milestone.state is MilestoneState.AT_RISK:
+    if milestone.state is _AT_RISK:
         return milestone.due_at
     return None
+
+
+def natural_next_check(state: MilestoneState, at_risk_at: int, due_at: int) -> int | None:
+    """:func:`next_check_at` in microseconds: the clock's own next transition."""
+    if state is _PENDING:
+        return at_risk_at
+    if state is _AT_RISK:
+        return due_at
+    return None
+
+
+def _next_check(state: MilestoneState, clock: Clock, facts_change_at: int | None) -> int | None:
+    """The queue time: the clock's own next transition, or earlier when a future-dated fact takes effect."""
+    natural = natural_next_check(state, clock.at_risk_at, clock.due_at)
+    if facts_change_at is not None and state in _OPEN and (natural is None or facts_change_at < natural):
+        return facts_change_at
+    return natural
 
 
 def milestone_id(investigation_id: str, kind: MilestoneKind, person_id: str | None = None) -> str:
@@ -193,9 +268,6 @@ def uncovered_days(visits: list[Visit], start: datetime, end: datetime, offset: 
     return days
 
 
-# --- evaluation ---------------------------------------------------------------------------------------
-
-
 def trusted(cls, values: dict):
     """``cls.model_construct(**values)`` for values that name every field, without its per-field work.
 
@@ -209,22 +281,37 @@ def trusted(cls, values: dict):
     return obj
 
 
-def _reason(summary: str, gaps: list[Gap] | None = None) -> MilestoneReason:
-    return trusted(MilestoneReason, {"summary": summary, "gaps": gaps or []})
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def _gap(person_id: str | None = None, role: str = "", missing: list[str] | None = None) -> Gap:
-    return trusted(Gap, {"person_id": person_id, "role": role, "missing": missing or []})
+def reason_json(summary: str, gaps: list[tuple[str | None, str, list[str]]]) -> str:
+    """``MilestoneReason(summary, gaps).model_dump_json()``, byte for byte, from plain values."""
+    return _dumps({
+        "summary": summary, "gaps": [{"person_id": p, "role": r, "missing": m} for p, r, m in gaps]
+    })
 
 
+def _reason_model(summary: str, gaps: list[tuple[str | None, str, list[str]]]) -> MilestoneReason:
+    return trusted(MilestoneReason, {
+        "summary": summary,
+        "gaps": [trusted(Gap, {"person_id": p, "role": r, "missing": list(m)}) for p, r, m in gaps],
+    })
 
-@dataclass
-class _Outcome:
-    """Whether a milestone's condition holds at ``now``, since when if known, and why not."""
 
-    satisfied: bool
-    reason: MilestoneReason
-    met_at: datetime | None = None  # exact time when the facts carry one (arrivals)
+def _milestone_model(r: ClockResult, *, evaluated_at: datetime, epoch: int | None = None) -> Milestone:
+    c = r.clock
+    return Milestone.model_construct(
+        id=c.id, investigation_id=c.investigation_id, kind=c.kind, person_id=c.person_id,
+        started_at=dt(c.started_at), due_at=dt(c.due_at), at_risk_at=dt(c.at_risk_at), state=r.state,
+        met_at=dt(r.met_at), epoch=c.epoch if epoch is None else epoch, reason=r.reason, evaluated_at=evaluated_at,
+        at_due=None,
+    )
+
+
+# --- evaluation ---------------------------------------------------------------------------------------
+
+# An outcome: (satisfied, summary, gaps, met_at µs when the facts carry an exact time (arrivals) else None).
+_Outcome = tuple[bool, str, list, int | None]
 
 
 def _contacts_outcome(
@@ -234,41 +321,38 @@ def _contacts_outcome(
     if not persons and not empty_ok:
         declared = facts.investigation.no_contacts_declared_at
         if not (policy.empty_contacts_meet or (declared is not None and declared <= now)):
-            return _Outcome(False, _reason(summary=f"no {what} derived yet", gaps=[
-                _gap(person_id=None, role="investigation", missing=[f"{what} (or a declaration of none)"])
-            ]))
+            return False, f"no {what} derived yet", [(None, "investigation", [f"{what} (or a declaration of none)"])], None
     gaps = []
     for contact in persons:
         missing = check(contact)
         if missing:
-            gaps.append(_gap(person_id=contact.person_id, role=contact.contact_class.value, missing=missing))
+            gaps.append((contact.person_id, contact.contact_class.value, missing))
     if gaps:
-        return _Outcome(False, _reason(summary=f"{len(gaps)} of {len(persons)} {what} {lacking}", gaps=gaps))
-    return _Outcome(True, _reason(summary=f"all {len(persons)} {what} complete"))
+        return False, f"{len(gaps)} of {len(persons)} {what} {lacking}", gaps, None
+    return True, f"all {len(persons)} {what} complete", [], None
 
 
 def _on_scene(facts: Facts, now: datetime) -> _Outcome:
     arrived = [a.arrived_at for a in facts.arrivals if a.arrived_at <= now]
     if arrived:
-        return _Outcome(True, _reason(summary="investigator on scene"), met_at=min(arrived))
-    return _Outcome(False, _reason(
-        summary="no investigator arrival recorded", gaps=[_gap(role="investigation", missing=["investigator_arrival"])]
-    ))
+        return True, "investigator on scene", [], us(min(arrived))
+    return False, "no investigator arrival recorded", [(None, "investigation", ["investigator_arrival"])], None
 
 
 def _core(facts: Facts, policy: DeadlinePolicy, now: datetime) -> _Outcome:
     contacts = [c for c in facts.contacts if c.contact_class in _CORE_CLASSES]
+    persons, fields = facts.persons, policy.core_fields
     return _contacts_outcome(
         facts, contacts, policy=policy, now=now, what="close/secondary contacts", empty_ok=False,
-        check=lambda c: missing_groups(facts.persons.get(c.person_id), policy.core_fields),
+        check=lambda c: missing_groups(persons.get(c.person_id), fields),
     )
 
 
 def _full(facts: Facts, policy: DeadlinePolicy, now: datetime) -> _Outcome:
-    gaps: list[Gap] = []
+    gaps: list = []
     case = facts.case
     if case is None:
-        gaps.append(_gap(person_id=facts.investigation.case_id, role="case", missing=["person_record"]))
+        gaps.append((facts.investigation.case_id, "case", ["person_record"]))
     else:
         missing = [f"residence:{g}" for g in missing_groups(case, policy.residence_fields)]
         workplace = _has(case, f"attr:{policy.workplace_attribute}") or any(
@@ -285,26 +369,26 @@ def _full(facts: Facts, policy: DeadlinePolicy, now: datetime) -> _Outcome:
             missing.extend(f"trajectory:{d.isoformat()}" for d in uncovered_days(visits, *window, policy.day_offset))
         missing.extend(f"family:{g}" for g in missing_groups(case, policy.family_fields))
         if missing:
-            gaps.append(_gap(person_id=case.id, role="case", missing=missing))
+            gaps.append((case.id, "case", missing))
     general = [c for c in facts.contacts if c.contact_class is ContactClass.GENERAL]
+    persons, fields = facts.persons, policy.core_fields
     for contact in general:
-        missing = missing_groups(facts.persons.get(contact.person_id), policy.core_fields)
+        missing = missing_groups(persons.get(contact.person_id), fields)
         if missing:
-            gaps.append(_gap(person_id=contact.person_id, role="general", missing=missing))
+            gaps.append((contact.person_id, "general", missing))
     if gaps:
-        case_part = "case information incomplete" if gaps[0].role == "case" else "case information complete"
-        n_general = sum(g.role == "general" for g in gaps)
-        return _Outcome(False, _reason(
-            summary=f"{case_part}; {n_general} of {len(general)} general contacts incomplete", gaps=gaps
-        ))
-    return _Outcome(True, _reason(summary=f"case information and all {len(general)} general contacts complete"))
+        case_part = "case information incomplete" if gaps[0][1] == "case" else "case information complete"
+        n_general = sum(g[1] == "general" for g in gaps)
+        return False, f"{case_part}; {n_general} of {len(general)} general contacts incomplete", gaps, None
+    return True, f"case information and all {len(general)} general contacts complete", [], None
 
 
 def _transfer(facts: Facts, required: list[TracedContact], policy: DeadlinePolicy, now: datetime) -> _Outcome:
     arrived_times = []
+    isolation = facts.isolation
 
     def check(contact: TracedContact) -> list[str]:
-        arrival = facts.isolation.get(contact.person_id)
+        arrival = isolation.get(contact.person_id)
         if arrival is None or arrival.arrived_at > now:
             return ["isolation_arrival"]
         arrived_times.append(arrival.arrived_at)
@@ -314,55 +398,78 @@ def _transfer(facts: Facts, required: list[TracedContact], policy: DeadlinePolic
         facts, required, policy=policy, now=now, what="persons to isolate centrally", check=check, empty_ok=False,
         lacking="not yet at an isolation site",
     )
-    if outcome.satisfied and arrived_times:
-        outcome.met_at = max(arrived_times)
-        outcome.reason = _reason(summary=f"all {len(required)} persons to isolate centrally have arrived")
+    if outcome[0] and arrived_times:
+        return True, f"all {len(required)} persons to isolate centrally have arrived", [], us(max(arrived_times))
     return outcome
 
 
-def _assist(facts: Facts, policy: DeadlinePolicy, now: datetime) -> _Outcome:
+def _assist(facts: Facts, policy: DeadlinePolicy, now_us: int) -> _Outcome:
     request = facts.request
     pushed = request.person_ids if request else sorted(facts.tracked)
     gaps = []
     for pid in pushed:
         row = facts.tracked.get(pid)
-        if row is not None and row.resolved_at is not None and row.resolved_at <= now:
+        if row is not None and row[2] is not None and row[2] <= now_us:
             continue
         missing = missing_groups(facts.persons.get(pid), policy.core_fields)
         if missing:
-            gaps.append(_gap(person_id=pid, role="pushed", missing=missing))
+            gaps.append((pid, "pushed", missing))
     if gaps:
-        return _Outcome(False, _reason(summary=f"{len(gaps)} of {len(pushed)} pushed persons not investigated", gaps=gaps))
-    return _Outcome(True, _reason(summary=f"all {len(pushed)} pushed persons investigated"))
+        return False, f"{len(gaps)} of {len(pushed)} pushed persons not investigated", gaps, None
+    return True, f"all {len(pushed)} pushed persons investigated", [], None
 
 
-def _finish(stored: Milestone, outcome: _Outcome, *, change_time: datetime, now: datetime) -> Milestone:
+def _finish(stored: Clock, outcome: _Outcome, *, change_time: int, now: int) -> ClockResult:
+    satisfied, summary, gaps, exact = outcome
     met_at = None
-    if outcome.satisfied:
-        if outcome.met_at is not None:
-            met_at = outcome.met_at
-        elif stored.met_at is not None and stored.state in (MilestoneState.MET, MilestoneState.MET_LATE):
+    if satisfied:
+        if exact is not None:
+            met_at = exact
+        elif stored.met_at is not None and stored.state in (_MET, _MET_LATE):
             met_at = stored.met_at  # still satisfied: keep the time it became so
         else:
             met_at = change_time
         met_at = min(max(met_at, stored.started_at), now)
-    state = state_at(due_at=stored.due_at, at_risk_at=stored.at_risk_at, met_at=met_at, now=now)
-    return _copy(stored, {"state": state, "met_at": met_at, "reason": outcome.reason, "evaluated_at": now})
+    if met_at is not None:
+        state = _MET if met_at <= stored.due_at else _MET_LATE
+    elif now >= stored.due_at:
+        state = _MISSED
+    elif now >= stored.at_risk_at:
+        state = _AT_RISK
+    else:
+        state = _PENDING
+    return ClockResult(stored, state, met_at, summary, gaps)
 
 
-def _copy(m: Milestone, update: dict) -> Milestone:
-    """``m.model_copy(update=update)`` (shallow) without its generic machinery: the sweep's hot path."""
-    copy = Milestone.__new__(Milestone)
-    object.__setattr__(copy, "__dict__", {**m.__dict__, **update})
-    object.__setattr__(copy, "__pydantic_fields_set__", m.__pydantic_fields_set__ | update.keys())
-    object.__setattr__(copy, "__pydantic_extra__", None)
-    private = m.__pydantic_private__
-    object.__setattr__(copy, "__pydantic_private__", None if private is None else dict(private))
-    return copy
+def _facts_change_at(facts: Facts, required: list[TracedContact], now: datetime) -> int | None:
+    """The earliest time after ``now`` at which a recorded, future-dated fact of this investigation takes effect."""
+    times = [a.arrived_at for a in facts.arrivals if a.arrived_at > now]
+    declared = facts.investigation.no_contacts_declared_at
+    if declared is not None and declared > now:
+        times.append(declared)
+    for contact in required:
+        arrival = facts.isolation.get(contact.person_id)
+        if arrival is not None and arrival.arrived_at > now:
+            times.append(arrival.arrived_at)
+    found = us(min(times)) if times else None
+    now_us = us(now)
+    for row in facts.tracked.values():
+        if row[2] is not None and row[2] > now_us and (found is None or row[2] < found):
+            found = row[2]
+    return found
+
+
+def _new_clock(inv: Investigation, kind: MilestoneKind, person_id: str, started_at: int, duration: int, lead: int) -> Clock:
+    due = started_at + duration
+    return Clock(
+        id=milestone_id(inv.id, kind, person_id), investigation_id=inv.id, kind=kind, person_id=person_id,
+        started_at=started_at, due_at=due, at_risk_at=max(started_at, due - lead), state=_PENDING, met_at=None,
+        epoch=0, reason_json=None, evaluated_at=None, has_at_due=False, next_check_at=None,
+    )
 
 
 def evaluate_facts(facts: Facts, *, policy: DeadlinePolicy, now: datetime) -> InvestigationEvaluation:
-    """Milestone states of one investigation at ``now``, with reasons. Pure.
+    """Clock states of one investigation at ``now``, with reasons. Pure.
 
     Persons seen for the first time are stamped with the earliest dirty
     mark (the graph write that revealed them) or ``now``; a late person who
@@ -371,98 +478,111 @@ def evaluate_facts(facts: Facts, *, policy: DeadlinePolicy, now: datetime) -> In
     the latest dirty mark (the write that completed them) or ``now``.
     """
     inv = facts.investigation
-    discovered_at = facts.dirty.since if facts.dirty else now
-    change_time = facts.dirty.changed_at if facts.dirty else now
-    stored = {m.id: m for m in facts.milestones}
+    now_us = us(now)
+    discovered_at = us(facts.dirty.since) if facts.dirty else now_us
+    change_time = us(facts.dirty.changed_at) if facts.dirty else now_us
 
     new_tracked: list[TrackedPerson] = []
-    first_seen: dict[str, datetime] = {pid: row.person.first_seen_at for pid, row in facts.tracked.items()}
+    tracked = facts.tracked
+    first_seen: dict[str, int] = {pid: row[1] for pid, row in tracked.items()}
     if inv.kind is InvestigationKind.CASE:
         for contact in facts.contacts:
-            row = facts.tracked.get(contact.person_id)
-            if row is None or row.person.role != contact.contact_class.value:
-                seen = row.person.first_seen_at if row else min(discovered_at, now)
+            row = tracked.get(contact.person_id)
+            role = contact.contact_class.value
+            if row is None or row[0] != role:
+                seen = row[1] if row else min(discovered_at, now_us)
                 first_seen[contact.person_id] = seen
-                new_tracked.append(TrackedPerson(
-                    investigation_id=inv.id, person_id=contact.person_id, role=contact.contact_class.value,
-                    first_seen_at=seen,
-                ))
+                new_tracked.append(trusted(TrackedPerson, {
+                    "investigation_id": inv.id, "person_id": contact.person_id, "role": role, "first_seen_at": dt(seen),
+                }))
 
     transfer_classes = policy.transfer_policy.classes
     required = [c for c in facts.contacts if c.contact_class in transfer_classes]
 
-    evaluated: list[Milestone] = []
+    results: list[ClockResult] = []
+    personal: dict[str, Clock] = {}
     for m in facts.milestones:
+        kind = m.kind
         if m.person_id is not None:
+            if kind is MilestoneKind.TRANSFER:
+                personal[m.person_id] = m
             continue  # personal clocks below
-        if m.kind is MilestoneKind.ON_SCENE:
+        if kind is MilestoneKind.ON_SCENE:
             outcome = _on_scene(facts, now)
-        elif m.kind is MilestoneKind.CORE_INFO:
+        elif kind is MilestoneKind.CORE_INFO:
             outcome = _core(facts, policy, now)
-        elif m.kind is MilestoneKind.FULL_INFO:
+        elif kind is MilestoneKind.FULL_INFO:
             outcome = _full(facts, policy, now)
-        elif m.kind is MilestoneKind.TRANSFER:
+        elif kind is MilestoneKind.TRANSFER:
             outcome = _transfer(facts, required, policy, now)
         else:
-            outcome = _assist(facts, policy, now)
-        evaluated.append(_finish(m, outcome, change_time=change_time, now=now))
+            outcome = _assist(facts, policy, now_us)
+        results.append(_finish(m, outcome, change_time=change_time, now=now_us))
 
     # Personal transfer clocks: one per late-discovered person who must be centrally isolated.
     duration = policy.hours_for(inv.region).of(MilestoneKind.TRANSFER)
     required_ids = {c.person_id: c for c in required}
-    personal_ids = {m.person_id for m in facts.milestones if m.kind is MilestoneKind.TRANSFER and m.person_id}
-    if inv.kind is InvestigationKind.CASE and duration is not None:
-        for pid, contact in sorted(required_ids.items()):
-            if pid not in personal_ids and first_seen[pid] > inv.clock_start_at:
-                fresh = new_milestone(inv, MilestoneKind.TRANSFER, started_at=first_seen[pid], duration=duration,
-                                      policy=policy, person_id=pid)
-                stored[fresh.id] = fresh
-                personal_ids.add(pid)
-    for pid in sorted(personal_ids):
-        m = stored[milestone_id(inv.id, MilestoneKind.TRANSFER, pid)]
+    fresh_ids: set[str] = set()
+    if inv.kind is InvestigationKind.CASE and duration is not None and required_ids:
+        clock_start = us(inv.clock_start_at)
+        for pid in sorted(required_ids):
+            if pid not in personal and first_seen[pid] > clock_start:
+                personal[pid] = _new_clock(inv, MilestoneKind.TRANSFER, pid, first_seen[pid], duration // _US,
+                                           policy.at_risk_lead // _US)
+                fresh_ids.add(pid)
+    for pid in sorted(personal):
+        m = personal[pid]
         if pid in required_ids:
-            outcome = _transfer(facts, [required_ids[pid]], policy, now)
-            evaluated.append(_finish(m, outcome, change_time=change_time, now=now))
+            result = _finish(m, _transfer(facts, [required_ids[pid]], policy, now), change_time=change_time, now=now_us)
         else:
-            evaluated.append(_copy(m, {
-                "state": MilestoneState.CANCELLED, "met_at": None, "evaluated_at": now,
-                "reason": _reason(summary="no longer required to be centrally isolated"),
-            }))
-    return InvestigationEvaluation(investigation=inv, now=now, milestones=evaluated, new_tracked=new_tracked)
+            result = ClockResult(m, _CANCELLED, None, "no longer required to be centrally isolated", [])
+        result.new = pid in fresh_ids
+        results.append(result)
+    return InvestigationEvaluation(
+        investigation=inv, now=now, results=results, new_tracked=new_tracked,
+        facts_change_at=_facts_change_at(facts, required, now),
+    )
 
 
 # --- planning the write ------------------------------------------------------------------------------
 
-_RANK = {
-    MilestoneState.PENDING: 0, MilestoneState.AT_RISK: 1, MilestoneState.MISSED: 2,
-    MilestoneState.MET: 3, MilestoneState.MET_LATE: 3, MilestoneState.CANCELLED: 4,
-}
+_RANK = {_PENDING: 0, _AT_RISK: 1, _MISSED: 2, _MET: 3, _MET_LATE: 3, _CANCELLED: 4}
 _SEVERITY = {
-    MilestoneState.PENDING: AlertSeverity.WARNING,  # re-opened
-    MilestoneState.AT_RISK: AlertSeverity.WARNING,
-    MilestoneState.MISSED: AlertSeverity.CRITICAL,
-    MilestoneState.MET: AlertSeverity.INFO,
-    MilestoneState.MET_LATE: AlertSeverity.INFO,
-    MilestoneState.CANCELLED: AlertSeverity.INFO,
+    _PENDING: AlertSeverity.WARNING,  # re-opened
+    _AT_RISK: AlertSeverity.WARNING,
+    _MISSED: AlertSeverity.CRITICAL,
+    _MET: AlertSeverity.INFO,
+    _MET_LATE: AlertSeverity.INFO,
+    _CANCELLED: AlertSeverity.INFO,
 }
+_FINAL = (_MET, _MET_LATE, _CANCELLED)
 
 
-def _alert(inv: Investigation, m: Milestone, previous: MilestoneState | None, *, change_time: datetime, now: datetime) -> Alert:
-    if m.state is MilestoneState.AT_RISK:
-        at = m.at_risk_at
-    elif m.state is MilestoneState.MISSED and previous in (None, MilestoneState.PENDING, MilestoneState.AT_RISK):
-        at = m.due_at
-    elif m.state in (MilestoneState.MET, MilestoneState.MET_LATE):
-        at = m.met_at
+def _alert(
+    inv: Investigation, c: Clock, state: MilestoneState, met_at: int | None, epoch: int, summary: str,
+    previous: MilestoneState | None, *, change_time: int, now: datetime, now_us: int,
+) -> Alert:
+    if state is _AT_RISK:
+        at = c.at_risk_at
+    elif state is _MISSED and previous in (None, _PENDING, _AT_RISK):
+        at = c.due_at
+    elif state is _MET or state is _MET_LATE:
+        at = met_at
     else:
-        at = min(change_time, now)
-    who = f" [{m.person_id}]" if m.person_id else ""
-    return Alert(
-        key=f"{m.id}#{m.epoch}:{m.state.value}", investigation_id=inv.id, milestone_id=m.id, kind=m.kind,
-        person_id=m.person_id, state=m.state, previous_state=previous, severity=_SEVERITY[m.state], at=at,
-        detected_at=now, due_at=m.due_at, region=inv.region, team=inv.team,
-        summary=f"{m.kind.label}{who}: {m.state.value} — {m.reason.summary}",
-    )
+        at = min(change_time, now_us)
+    who = f" [{c.person_id}]" if c.person_id else ""
+    return trusted(Alert, {
+        "seq": None, "key": f"{c.id}#{epoch}:{state.value}", "investigation_id": inv.id, "milestone_id": c.id,
+        "kind": c.kind, "person_id": c.person_id, "state": state, "previous_state": previous,
+        "severity": _SEVERITY[state], "at": dt(at), "detected_at": now, "due_at": dt(c.due_at),
+        "region": inv.region, "team": inv.team, "summary": f"{c.kind.label}{who}: {state.value} — {summary}",
+    })
+
+
+def _snapshot_json(now: datetime, state: MilestoneState, reason: str, known_persons: int) -> str:
+    return DueSnapshot(
+        evaluated_at=now, state=state, reason=MilestoneReason.model_validate_json(reason), known_persons=known_persons
+    ).model_dump_json()
 
 
 def plan_write(facts: Facts, evaluation: InvestigationEvaluation) -> EvaluationWrite:
@@ -475,42 +595,101 @@ def plan_write(facts: Facts, evaluation: InvestigationEvaluation) -> EvaluationW
     alert again. Closed investigations only leave the time index.
     """
     inv, now = facts.investigation, evaluation.now
-    change_time = facts.dirty.changed_at if facts.dirty else now
-    stored = {m.id: m for m in facts.milestones}
+    now_us = us(now)
+    change_time = us(facts.dirty.changed_at) if facts.dirty else now_us
     write = EvaluationWrite(investigation_id=inv.id, dirty_token=facts.dirty.changed_at if facts.dirty else None)
     if inv.status is InvestigationStatus.CLOSED:
-        for m in facts.milestones:
-            if next_check_at(m) is not None:
-                write.updates.append(MilestoneUpdate(m, m.state, m.epoch, None))
+        for c in facts.milestones:
+            if c.next_check_at is not None or natural_next_check(c.state, c.at_risk_at, c.due_at) is not None:
+                write.updates.append(MilestoneUpdate(
+                    c.id, c.state, c.met_at, c.epoch, c.reason_json, c.evaluated_at, None, None, c.state, c.epoch,
+                    c.next_check_at,
+                ))
         return write
     write.new_tracked = list(evaluation.new_tracked)
-    for m in evaluation.milestones:
-        old = stored.get(m.id)
-        if old is None:
-            if m.state is not MilestoneState.PENDING:
-                write.alerts.append(_alert(inv, m, None, change_time=change_time, now=now))
-            write.new_milestones.append((m, next_check_at(m)))
+    facts_change_at = evaluation.facts_change_at
+    if facts_change_at != facts.facts_change_at:
+        write.facts_change_at, write.store_facts_change = facts_change_at, True
+    known_persons = None
+    for r in evaluation.results:
+        c, state = r.clock, r.state
+        if r.new:
+            if state is not _PENDING:
+                write.alerts.append(_alert(inv, c, state, r.met_at, 0, r.summary, None, change_time=change_time,
+                                           now=now, now_us=now_us))
+            nxt = _next_check(state, c, facts_change_at)
+            write.new_milestones.append((_milestone_model(r, evaluated_at=now, epoch=0), dt(nxt)))
             continue
-        if m.state is not old.state:
-            forward = _RANK[m.state] > _RANK[old.state] and old.state not in (
-                MilestoneState.MET, MilestoneState.MET_LATE, MilestoneState.CANCELLED
-            )
-            m.epoch = old.epoch if forward else old.epoch + 1  # m is this evaluation's own copy
-            write.alerts.append(_alert(inv, m, old.state, change_time=change_time, now=now))
+        old_state = c.state
+        if state is not old_state:
+            forward = _RANK[state] > _RANK[old_state] and old_state not in _FINAL
+            epoch = c.epoch if forward else c.epoch + 1
+            write.alerts.append(_alert(inv, c, state, r.met_at, epoch, r.summary, old_state, change_time=change_time,
+                                       now=now, now_us=now_us))
         else:
-            m.epoch = old.epoch
-        had_snapshot = old.at_due is not None or old._has_stored_at_due
+            epoch = c.epoch
+        reason = r.reason_json
         snapshot = None
-        if not had_snapshot and now >= m.due_at and old.state not in (MilestoneState.MET, MilestoneState.CANCELLED):
-            snapshot = DueSnapshot(
-                evaluated_at=now, state=m.state, reason=m.reason,
-                known_persons=len(set(facts.tracked) | {t.person_id for t in evaluation.new_tracked}),
-            )
-        m.at_due = snapshot  # None: the stored snapshot (if any) is kept
-        reason_json = m.reason.model_dump_json()
-        old_reason_json = old._stored_reason_json or old.reason.model_dump_json()
-        if snapshot is not None or (m.state, m.met_at, m.epoch, reason_json) != (
-            old.state, old.met_at, old.epoch, old_reason_json
+        if not c.has_at_due and now_us >= c.due_at and old_state is not _MET and old_state is not _CANCELLED:
+            if known_persons is None:
+                known_persons = len(set(facts.tracked) | {t.person_id for t in evaluation.new_tracked})
+            snapshot = _snapshot_json(now, state, reason, known_persons)
+        nxt = _next_check(state, c, facts_change_at)
+        if (
+            snapshot is not None or state is not old_state or r.met_at != c.met_at or epoch != c.epoch
+            or reason != c.reason_json or nxt != c.next_check_at
         ):
-            write.updates.append(MilestoneUpdate(m, old.state, old.epoch, next_check_at(m), reason_json))
+            write.updates.append(MilestoneUpdate(
+                c.id, state, r.met_at, epoch, reason, now_us, snapshot, nxt, old_state, c.epoch, c.next_check_at,
+            ))
+    return write
+
+
+def crossing_is_time_only(clock: Clock, facts_change_at: int | None, now_us: int) -> bool:
+    """Whether a clock found by the time index can move from its stored values alone.
+
+    True when it has been evaluated before, no future-dated fact of its
+    investigation has taken effect since (``facts_change_at``, as stored by
+    the last evaluation, is None or still ahead) and its queue time is its own
+    next transition (at-risk time while pending, due time while at risk).
+    """
+    return (
+        clock.reason_json is not None
+        and (facts_change_at is None or facts_change_at > now_us)
+        and clock.next_check_at is not None
+        and clock.next_check_at == natural_next_check(clock.state, clock.at_risk_at, clock.due_at)
+    )
+
+
+def plan_crossings(
+    inv: Investigation, clocks: list[Clock], *, now: datetime, known_persons: int | None = None,
+    facts_change_at: int | None = None,
+) -> EvaluationWrite:
+    """The write of a time-only crossing: ``clocks`` (stored, :func:`crossing_is_time_only`) reached their
+    at-risk or due time and none of ``inv``'s facts changed since they were evaluated. Pure.
+
+    This is what :func:`plan_write` after :func:`evaluate_facts` gives then: an unmet clock's outcome
+    and reason depend on the facts only, so only the state moves forward (pending → at_risk → missed,
+    same epoch) with one alert; the first sweep at or after due time stores the due-time snapshot
+    (``known_persons``: the investigation's tracked persons; needed only when a clock reaches its due time).
+    ``facts_change_at`` (stored, still ahead) keeps its place in the queue.
+    """
+    now_us = us(now)
+    write = EvaluationWrite(investigation_id=inv.id)
+    for c in sorted(clocks, key=lambda c: c.id):
+        state = _MISSED if now_us >= c.due_at else _AT_RISK if now_us >= c.at_risk_at else _PENDING
+        if state is c.state:
+            continue
+        summary = json.loads(c.reason_json)["summary"]
+        write.alerts.append(_alert(inv, c, state, None, c.epoch, summary, c.state, change_time=now_us, now=now,
+                                   now_us=now_us))
+        snapshot = None
+        if not c.has_at_due and now_us >= c.due_at:
+            if known_persons is None:
+                raise ValueError("known_persons is needed when a clock reaches its due time")
+            snapshot = _snapshot_json(now, state, c.reason_json, known_persons)
+        write.updates.append(MilestoneUpdate(
+            c.id, state, None, c.epoch, c.reason_json, now_us, snapshot, _next_check(state, c, facts_change_at),
+            c.state, c.epoch, c.next_check_at,
+        ))
     return write

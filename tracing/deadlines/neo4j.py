@@ -56,10 +56,11 @@ from graph_models.deadlines import (
 )
 
 from .engine import trusted
-from .repository import ComplianceRow, DirtyMark, EvaluationWrite, TrackedRow
+from .repository import Clock, ComplianceRow, DirtyMark, EvaluationWrite, Tracked, TrackedRow
 from .rows import (
     INV_FIELDS,
     MS_FIELDS,
+    clock_from_row,
     dt,
     inv_from_row,
     inv_values,
@@ -123,6 +124,16 @@ UNWIND $ids AS cid
 MATCH (i:Investigation {case_key: cid})
 RETURN cid AS case_id, i.id AS id
 """
+_FACTS_CHANGE_TIMES: LiteralString = """
+UNWIND $ids AS iid
+MATCH (i:Investigation {id: iid}) WHERE i.facts_change_at IS NOT NULL
+RETURN i.id AS id, i.facts_change_at AS at
+"""
+_SET_FACTS_CHANGE: LiteralString = """
+UNWIND $rows AS row
+MATCH (i:Investigation {id: row.id})
+SET i.facts_change_at = row.at
+"""
 _UPDATE_INVESTIGATION: LiteralString = """
 MATCH (i:Investigation {id: $id})
 SET i.region = $region, i.team = $team, i.status = $status, i.closed_at = $closed_at,
@@ -148,6 +159,13 @@ MATCH (m:Milestone {investigation_id: iid})
 RETURN [m.id, m.investigation_id, m.kind, m.person_id, m.started_at, m.due_at, m.at_risk_at, m.state, m.met_at,
         m.epoch, m.reason, m.evaluated_at, CASE WHEN m.at_due IS NULL THEN null ELSE '' END] AS row
 """
+# The sweep's light copy: the snapshot as presence only, with the queue time.
+_CLOCKS_OF: LiteralString = """
+UNWIND $ids AS iid
+MATCH (m:Milestone {investigation_id: iid})
+RETURN [m.id, m.investigation_id, m.kind, m.person_id, m.started_at, m.due_at, m.at_risk_at, m.state, m.met_at,
+        m.epoch, m.reason, m.evaluated_at, CASE WHEN m.at_due IS NULL THEN null ELSE 1 END, m.next_check_at] AS row
+"""
 _UPSERT_TRACKED: LiteralString = """
 UNWIND $rows AS row
 MERGE (t:DeadlineTracked {key: row.key})
@@ -159,6 +177,11 @@ UNWIND $ids AS iid
 MATCH (t:DeadlineTracked {investigation_id: iid})
 RETURN t.investigation_id AS investigation_id, t.person_id AS person_id, t.role AS role,
        t.first_seen_at AS first_seen_at, t.resolved_at AS resolved_at, t.outcome AS outcome
+"""
+_TRACKED_COUNTS: LiteralString = """
+UNWIND $ids AS iid
+MATCH (t:DeadlineTracked {investigation_id: iid})
+RETURN iid AS investigation_id, count(t) AS n
 """
 _RESOLVE_TRACKED: LiteralString = """
 MATCH (t:DeadlineTracked {key: $key})
@@ -231,6 +254,14 @@ _TIMED: LiteralString = """
 MATCH (m:Milestone) WHERE m.next_check_at <= $now
 WITH m.investigation_id AS id ORDER BY m.next_check_at LIMIT $limit
 RETURN DISTINCT id
+"""
+
+# Index-backed (ordered range scan on Milestone.next_check_at), like _TIMED.
+_DUE_CLOCKS: LiteralString = """
+MATCH (m:Milestone) WHERE m.next_check_at <= $now
+WITH m ORDER BY m.next_check_at LIMIT $limit
+RETURN [m.id, m.investigation_id, m.kind, m.person_id, m.started_at, m.due_at, m.at_risk_at, m.state, m.met_at,
+        m.epoch, m.reason, m.evaluated_at, CASE WHEN m.at_due IS NULL THEN null ELSE 1 END, m.next_check_at] AS row
 """
 
 # --- applying an evaluation -------------------------------------------------------------------
@@ -474,6 +505,9 @@ def _apply_tx(tx: ManagedTransaction, plans: list[dict]) -> tuple[list[tuple[str
     new_milestones = [m for p in accepted for m in p["new_milestones"]]
     if new_milestones:
         _run(tx, _INSERT_MILESTONES, rows=new_milestones)
+    changes = [p["facts_change"] for p in accepted if p["facts_change"] is not None]
+    if changes:
+        _run(tx, _SET_FACTS_CHANGE, rows=changes)
     tracked = [t for p in accepted for t in p["tracked"]]
     if tracked:
         _run(tx, _UPSERT_TRACKED, rows=tracked)
@@ -500,16 +534,17 @@ def _apply_tx(tx: ManagedTransaction, plans: list[dict]) -> tuple[list[tuple[str
 
 
 def _plan(write: EvaluationWrite) -> dict[str, Any]:
-    updates = []
-    for update in write.updates:
-        props = _ms_props(update.milestone, update.next_check_at, update.reason_json)
-        at_due = props.pop("at_due")
-        for fixed in ("id", "investigation_id", "kind", "person_id"):
-            del props[fixed]
-        updates.append({
-            "id": update.milestone.id, "expected_state": update.expected_state.value,
-            "expected_epoch": update.expected_epoch, "props": props, "at_due": at_due,
-        })
+    updates = [
+        {
+            "id": u.id, "expected_state": u.expected_state.value, "expected_epoch": u.expected_epoch,
+            "props": {
+                "state": u.state.value, "met_at": u.met_at, "epoch": u.epoch, "reason": u.reason_json,
+                "evaluated_at": u.evaluated_at, "next_check_at": u.next_check_at,
+            },
+            "at_due": u.at_due_json,
+        }
+        for u in write.updates
+    ]
     return {
         "investigation_id": write.investigation_id,
         "updates": updates,
@@ -523,6 +558,9 @@ def _plan(write: EvaluationWrite) -> dict[str, Any]:
             for a in write.alerts
         ],
         "dirty_token": us(write.dirty_token),
+        "facts_change": (
+            {"id": write.investigation_id, "at": write.facts_change_at} if write.store_facts_change else None
+        ),
     }
 
 
@@ -617,6 +655,35 @@ class Neo4jDeadlineRepository:
         for milestones in found.values():
             milestones.sort(key=lambda m: m.id)
         return found
+
+    def clocks_of(self, ids: Iterable[str]) -> dict[str, list[Clock]]:
+        unique = _unique(ids)
+        found: dict[str, list[Clock]] = {}
+        if not unique:
+            return found
+        for r in self._read(_CLOCKS_OF, ids=unique):
+            clock = clock_from_row(r["row"])
+            found.setdefault(clock.investigation_id, []).append(clock)
+        for clocks in found.values():
+            clocks.sort(key=lambda c: c.id)
+        return found
+
+    def tracked_brief_of(self, ids: Iterable[str]) -> dict[str, dict[str, Tracked]]:
+        unique = _unique(ids)
+        found: dict[str, dict[str, Tracked]] = {}
+        if not unique:
+            return found
+        for r in self._read(_TRACKED_OF, ids=unique):
+            found.setdefault(r["investigation_id"], {})[r["person_id"]] = (
+                r["role"], r["first_seen_at"], r["resolved_at"]
+            )
+        return found
+
+    def tracked_counts(self, ids: Iterable[str]) -> dict[str, int]:
+        unique = _unique(ids)
+        if not unique:
+            return {}
+        return {r["investigation_id"]: r["n"] for r in self._read(_TRACKED_COUNTS, ids=unique)}
 
     def tracked_of(self, ids: Iterable[str]) -> dict[str, dict[str, TrackedRow]]:
         unique = _unique(ids)
@@ -715,6 +782,18 @@ class Neo4jDeadlineRepository:
             {r["id"]: DirtyMark(dt(r["since"]), dt(r["changed_at"])) for r in dirty},
             {r["id"] for r in timed},
         )
+
+    def facts_change_times(self, ids: Iterable[str]) -> dict[str, int]:
+        unique = _unique(ids)
+        if not unique:
+            return {}
+        return {r["id"]: r["at"] for r in self._read(_FACTS_CHANGE_TIMES, ids=unique)}
+
+    def dirty_marks(self, *, limit: int) -> dict[str, DirtyMark]:
+        return {r["id"]: DirtyMark(dt(r["since"]), dt(r["changed_at"])) for r in self._read(_DIRTY, limit=limit)}
+
+    def due_clocks(self, now: datetime, *, limit: int) -> list[Clock]:
+        return [clock_from_row(r["row"]) for r in self._read(_DUE_CLOCKS, now=us(now), limit=limit)]
 
     def apply_evaluations(self, writes: Sequence[EvaluationWrite]) -> tuple[list[Alert], dict[str, str]]:
         if not writes:

@@ -22,16 +22,19 @@ from graph_models.deadlines import (
     InvestigatorArrival,
     IsolationArrival,
     Milestone,
+    MilestoneKind,
     MilestoneState,
     TrackedPerson,
 )
 
 __all__ = [
+    "Clock",
     "ComplianceRow",
     "DeadlineRepository",
     "DirtyMark",
     "EvaluationWrite",
     "MilestoneUpdate",
+    "Tracked",
     "TrackedRow",
 ]
 
@@ -51,18 +54,53 @@ class TrackedRow:
     outcome: str | None = None
 
 
-@dataclass(frozen=True)
-class MilestoneUpdate:
-    """New values for a stored milestone, applied only if it still has ``expected_state``/``expected_epoch``.
+#: A tracked person as the sweep reads it: ``(role, first_seen_at µs, resolved_at µs | None)``.
+Tracked = tuple[str, int, int | None]
 
-    A stored due-time snapshot is never cleared (``milestone.at_due`` None keeps it).
+
+@dataclass(slots=True)
+class Clock:
+    """A stored milestone as the sweep reads it: plain values, times in integer µs since the epoch (UTC).
+
+    ``reason_json`` is the stored reason (None: never stored, a new clock);
+    ``has_at_due`` whether a due-time snapshot is stored; ``next_check_at``
+    the clock's place in the time queue.
     """
 
-    milestone: Milestone
+    id: str
+    investigation_id: str
+    kind: MilestoneKind
+    person_id: str | None
+    started_at: int
+    due_at: int
+    at_risk_at: int
+    state: MilestoneState
+    met_at: int | None
+    epoch: int
+    reason_json: str | None
+    evaluated_at: int | None
+    has_at_due: bool
+    next_check_at: int | None
+
+
+@dataclass(slots=True)
+class MilestoneUpdate:
+    """New values of a stored milestone (times in µs), applied only if it still has ``expected_state``/``expected_epoch``.
+
+    Its times (started, due, at-risk) never change. ``at_due_json`` None keeps the stored snapshot.
+    """
+
+    id: str
+    state: MilestoneState
+    met_at: int | None
+    epoch: int
+    reason_json: str
+    evaluated_at: int | None
+    at_due_json: str | None
+    next_check_at: int | None
     expected_state: MilestoneState
     expected_epoch: int
-    next_check_at: datetime | None
-    reason_json: str | None = None
+    expected_next_check: int | None = None  # the stored queue time (an adapter may skip rewriting it if unchanged)
 
 
 @dataclass
@@ -79,6 +117,9 @@ class EvaluationWrite:
     new_tracked: list[TrackedPerson] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     dirty_token: datetime | None = None
+    #: New earliest time (µs) a future-dated fact of the investigation takes effect, stored when ``store_facts_change``.
+    facts_change_at: int | None = None
+    store_facts_change: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,7 +153,16 @@ class DeadlineRepository(Protocol):
         """Milestones per investigation. ``full=False`` (the sweep) may skip parsing reasons and
         snapshots, setting ``_stored_reason_json`` / ``_has_stored_at_due`` instead."""
 
+    def clocks_of(self, ids: Iterable[str]) -> dict[str, list[Clock]]:
+        """The sweep's light copy of :meth:`milestones_of`: clocks per investigation, sorted by id."""
+
     def tracked_of(self, ids: Iterable[str]) -> dict[str, dict[str, TrackedRow]]: ...
+
+    def tracked_brief_of(self, ids: Iterable[str]) -> dict[str, dict[str, Tracked]]:
+        """The sweep's light copy of :meth:`tracked_of`: person id → ``(role, first_seen_at µs, resolved_at µs)``."""
+
+    def tracked_counts(self, ids: Iterable[str]) -> dict[str, int]:
+        """Number of tracked persons per investigation (absent: none)."""
 
     def record_arrival(self, arrival: InvestigatorArrival, *, now: datetime | None = None) -> None:
         """An investigator on scene (2 h clock); marks the investigation dirty."""
@@ -144,6 +194,15 @@ class DeadlineRepository(Protocol):
 
     def due_for_sweep(self, now: datetime, *, limit: int) -> tuple[dict[str, DirtyMark], set[str]]:
         """Dirty investigations, and those with a milestone whose ``next_check_at`` ≤ ``now`` (by index)."""
+
+    def facts_change_times(self, ids: Iterable[str]) -> dict[str, int]:
+        """Per investigation, the stored earliest time a future-dated fact takes effect (absent: none)."""
+
+    def dirty_marks(self, *, limit: int) -> dict[str, DirtyMark]:
+        """The dirty queue (by index on ``since``, earliest first, at most ``limit``)."""
+
+    def due_clocks(self, now: datetime, *, limit: int) -> list[Clock]:
+        """Clocks whose ``next_check_at`` ≤ ``now`` (by index, earliest first, at most ``limit``)."""
 
     def apply_evaluations(self, writes: Sequence[EvaluationWrite]) -> tuple[list[Alert], dict[str, str]]:
         """Apply each write atomically (independently of the others).

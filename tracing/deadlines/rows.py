@@ -21,7 +21,7 @@ from graph_models.deadlines import (
     MilestoneState,
 )
 
-__all__ = ["INV_FIELDS", "MS_FIELDS", "dt", "inv_from_row", "inv_values", "ms_from_row", "ms_values", "us"]
+__all__ = ["CLOCK_FIELDS", "INV_FIELDS", "MS_FIELDS", "clock_from_row", "dt", "inv_from_row", "inv_values", "ms_from_row", "ms_values", "us"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -59,15 +59,18 @@ def inv_values(inv: Investigation) -> tuple:
 
 
 _INV_MODEL_FIELDS = frozenset(Investigation.model_fields)
+_INV_KINDS = {k.value: k for k in InvestigationKind}
+_INV_STATUSES = {s.value: s for s in InvestigationStatus}
 
 
 def inv_from_row(row: Sequence) -> Investigation:
     """An investigation from a row in :data:`INV_FIELDS` order (stored rows were validated on the way in)."""
     inv = Investigation.__new__(Investigation)
     object.__setattr__(inv, "__dict__", {
-        "id": row[0], "kind": InvestigationKind(row[1]), "case_id": row[2], "region": row[3], "team": row[4],
+        "id": row[0], "kind": _INV_KINDS[row[1]], "case_id": row[2], "region": row[3], "team": row[4],
         "opened_at": dt(row[5]), "clock_start_at": dt(row[6]), "clock_source": row[7],
-        "status": InvestigationStatus(row[8]), "closed_at": dt(row[9]), "no_contacts_declared_at": dt(row[10]),
+        "status": _INV_STATUSES[row[8]], "closed_at": None if row[9] is None else dt(row[9]),
+        "no_contacts_declared_at": None if row[10] is None else dt(row[10]),
     })
     object.__setattr__(inv, "__pydantic_fields_set__", set(_INV_MODEL_FIELDS))
     object.__setattr__(inv, "__pydantic_extra__", None)
@@ -112,3 +115,22 @@ def ms_from_row(row: Sequence, full: bool = True) -> Milestone:
         "_stored_reason_json": None if full else row[10], "_has_stored_at_due": not full and row[12] is not None,
     })
     return m
+
+
+#: Stored fields of a :class:`~tracing.deadlines.repository.Clock`, in row order (``at_due`` read as presence only).
+CLOCK_FIELDS = (
+    "id", "investigation_id", "kind", "person_id", "started_at", "due_at", "at_risk_at", "state", "met_at", "epoch",
+    "reason", "evaluated_at", "at_due", "next_check_at",
+)
+_KINDS = {k.value: k for k in MilestoneKind}
+_STATES = {s.value: s for s in MilestoneState}
+
+
+def clock_from_row(row: Sequence):
+    """A light clock from a row in :data:`CLOCK_FIELDS` order (``at_due`` may be any non-null marker)."""
+    from .repository import Clock
+
+    return Clock(
+        row[0], row[1], _KINDS[row[2]], row[3], row[4], row[5], row[6], _STATES[row[7]], row[8], row[9], row[10],
+        row[11], row[12] is not None, row[13],
+    )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,8 +27,19 @@ from graph_models.deadlines import (
 
 from ..errors import CaseNotFound, TracingError
 from ..store.port import GraphStore
-from .engine import Facts, InvestigationEvaluation, base_milestones, evaluate_facts, plan_write, trajectory_window
-from .repository import DeadlineRepository, DirtyMark, EvaluationWrite
+from ..store.siblings import sibling_repository
+from .engine import (
+    Facts,
+    InvestigationEvaluation,
+    base_milestones,
+    crossing_is_time_only,
+    evaluate_facts,
+    plan_crossings,
+    plan_write,
+    trajectory_window,
+)
+from .repository import Clock, DeadlineRepository, DirtyMark, EvaluationWrite
+from .rows import us
 from .settings import DeadlineSettings
 
 __all__ = [
@@ -59,7 +69,16 @@ class InvestigationNotFound(TracingError):
         self.investigation_id = investigation_id
 
 
-_REPOSITORIES: "weakref.WeakKeyDictionary[object, DeadlineRepository]" = weakref.WeakKeyDictionary()
+def _sqlite_repository(store: GraphStore) -> DeadlineRepository:
+    from .sqlite import SQLiteDeadlineRepository
+
+    return SQLiteDeadlineRepository(store)
+
+
+def _neo4j_repository(store: GraphStore) -> DeadlineRepository:
+    from .neo4j import Neo4jDeadlineRepository
+
+    return Neo4jDeadlineRepository(store)
 
 
 def deadline_repository(store: GraphStore) -> DeadlineRepository | None:
@@ -68,25 +87,10 @@ def deadline_repository(store: GraphStore) -> DeadlineRepository | None:
     SQLite (:mod:`.sqlite`) and Neo4j (:mod:`.neo4j`); any other store gets None
     (graph-change hooks then do nothing).
     """
-    repo = _REPOSITORIES.get(store)
-    if repo is None:
-        from ..store.sqlite import SQLiteStore
-
-        if isinstance(store, SQLiteStore):
-            from .sqlite import SQLiteDeadlineRepository
-
-            repo = _REPOSITORIES[store] = SQLiteDeadlineRepository(store)
-            return repo
-        try:
-            from ..store.neo4j import Neo4jStore
-        except ImportError:  # the neo4j driver is not installed: no Neo4j store can exist either
-            return None
-        if not isinstance(store, Neo4jStore):
-            return None
-        from .neo4j import Neo4jDeadlineRepository
-
-        repo = _REPOSITORIES[store] = Neo4jDeadlineRepository(store)
-    return repo
+    try:
+        return sibling_repository(store, "deadlines", sqlite=_sqlite_repository, neo4j=_neo4j_repository)
+    except TypeError:
+        return None
 
 
 # --- opening and recording -------------------------------------------------------------------------
@@ -262,20 +266,25 @@ def _load_batch(
     dirty: dict[str, DirtyMark],
 ) -> dict[str, Facts]:
     investigations = repo.get_investigations(ids)
-    milestones = repo.milestones_of(ids, full=False)
-    tracked = repo.tracked_of(ids)
-    arrivals = repo.arrivals_of([i for i, inv in investigations.items() if inv.kind is InvestigationKind.CASE])
-    requests = repo.get_assist_requests([i for i, inv in investigations.items() if inv.kind is InvestigationKind.ASSIST])
+    clocks = repo.clocks_of(ids)
+    changes = repo.facts_change_times(ids)
+    tracked = repo.tracked_brief_of(ids)
+    case_ids = [i for i, inv in investigations.items() if inv.kind is InvestigationKind.CASE]
+    arrivals = repo.arrivals_of(case_ids) if case_ids else {}
+    assist_ids = [i for i, inv in investigations.items() if inv.kind is InvestigationKind.ASSIST]
+    requests = repo.get_assist_requests(assist_ids) if assist_ids else {}
     contacts = store.derived_for_cases([
         inv.case_id for inv in investigations.values()
         if inv.kind is InvestigationKind.CASE and inv.status is InvestigationStatus.OPEN
     ])
     facts: dict[str, Facts] = {}
     wanted: set[str] = set()
+    no_contacts: list = []
     for inv_id, inv in investigations.items():
         f = facts[inv_id] = Facts(
-            investigation=inv, milestones=milestones.get(inv_id, []), arrivals=arrivals.get(inv_id, []),
+            investigation=inv, milestones=clocks.get(inv_id, []), arrivals=arrivals.get(inv_id, no_contacts),
             tracked=tracked.get(inv_id, {}), dirty=dirty.get(inv_id), request=requests.get(inv_id),
+            facts_change_at=changes.get(inv_id),
         )
         if inv.status is InvestigationStatus.CLOSED:
             continue
@@ -291,8 +300,7 @@ def _load_batch(
         f.persons = persons
         if f.investigation.kind is InvestigationKind.CASE and f.investigation.status is InvestigationStatus.OPEN:
             f.case = persons.get(f.investigation.case_id)
-            full = next((m for m in f.milestones if m.kind is MilestoneKind.FULL_INFO), None)
-            if f.case is not None and full is not None:
+            if f.case is not None and any(c.kind is MilestoneKind.FULL_INFO for c in f.milestones):
                 window = trajectory_window(f.case, f.investigation, policy)
                 if window is not None:
                     windows[f.case.id] = window
@@ -301,14 +309,15 @@ def _load_batch(
         by_case: dict[str, list] = {}
         for visit in store.visits_of(windows, start=start, end=end):
             by_case.setdefault(visit.person_id, []).append(visit)
-        places = store.get_places({v.place_id for vs in by_case.values() for v in vs})
-        for f in facts.values():
-            if f.case is not None and f.case.id in by_case:
-                lo, hi = windows[f.case.id]
-                f.case_visits = [v for v in by_case[f.case.id] if v.end >= lo and v.start <= hi]
-                f.places = places
+        if by_case:
+            places = store.get_places({v.place_id for vs in by_case.values() for v in vs})
+            for f in facts.values():
+                if f.case is not None and f.case.id in by_case:
+                    lo, hi = windows[f.case.id]
+                    f.case_visits = [v for v in by_case[f.case.id] if v.end >= lo and v.start <= hi]
+                    f.places = places
     required = {c.person_id for f in facts.values() for c in f.contacts}
-    isolation = repo.isolation_arrivals_of(required)
+    isolation = repo.isolation_arrivals_of(required) if required else {}
     for f in facts.values():
         f.isolation = isolation
     return facts
@@ -371,40 +380,80 @@ def sweep_deadlines(
 ) -> SweepResult:
     """Evaluate what can have changed since the last sweep and store state changes and alerts.
 
-    Candidates are the dirty investigations and those with a milestone whose
-    next time-driven transition (at-risk time, due time) is ≤ ``now``, both
-    read from indexes: nothing else is looked at. Each investigation's write
-    (milestones, alerts, clearing its dirty mark) is atomic and independent;
-    alert keys are unique, so a repeated or concurrent sweep writes nothing
-    twice. A failing investigation is logged, left queued and skipped.
+    Candidates are the dirty investigations and the clocks whose queue time
+    (at-risk time, due time, or when a future-dated fact takes effect) is
+    ≤ ``now``, both read from indexes: nothing else is looked at. Dirty
+    investigations are evaluated from their facts; a clock merely reaching its
+    at-risk or due time in an investigation whose facts did not change moves
+    from its stored state alone (:func:`~.engine.plan_crossings`: the same
+    result, without loading facts). Each investigation's write (milestones,
+    alerts, clearing its dirty mark) is atomic and independent; alert keys are
+    unique, so a repeated or concurrent sweep writes nothing twice. A failing
+    investigation is logged, left queued and skipped.
     """
     started = time.perf_counter()
-    dirty, timed = repo.due_for_sweep(now, limit=limit)
-    ids = sorted(set(dirty) | timed)
-    result = SweepResult(now=now, evaluated=len(ids))
-    if not ids:
+    dirty = repo.dirty_marks(limit=limit)
+    crossing: dict[str, list[Clock]] = {}
+    for clock in repo.due_clocks(now, limit=limit):
+        if clock.investigation_id not in dirty:
+            crossing.setdefault(clock.investigation_id, []).append(clock)
+    investigations = repo.get_investigations(crossing) if crossing else {}
+    changes = repo.facts_change_times(crossing) if crossing else {}
+    now_us = us(now)
+    time_only: dict[str, list[Clock]] = {}
+    full = set(dirty)
+    for inv_id, clocks in crossing.items():
+        inv, change = investigations.get(inv_id), changes.get(inv_id)
+        if (
+            inv is not None and inv.status is InvestigationStatus.OPEN
+            and all(crossing_is_time_only(c, change, now_us) for c in clocks)
+        ):
+            time_only[inv_id] = clocks
+        else:
+            full.add(inv_id)
+    ids = sorted(full)
+    result = SweepResult(now=now, evaluated=len(ids) + len(time_only))
+    if not ids and not time_only:
         result.elapsed_ms = (time.perf_counter() - started) * 1000
         return result
-    facts, result.errors = load_facts(store, repo, ids, policy=policy, dirty=dirty)
-    writes = []
-    for inv_id in ids:
-        f = facts.get(inv_id)
-        if f is None:
-            if inv_id not in result.errors:
-                result.errors[inv_id] = "investigation not found"
-                if inv_id in dirty:  # an orphan mark: drop it
-                    writes.append(EvaluationWrite(investigation_id=inv_id, dirty_token=dirty[inv_id].changed_at))
-            continue
-        try:
-            write = plan_write(f, evaluate_facts(f, policy=policy, now=now))
-        except Exception as error:  # noqa: BLE001 - one bad investigation must not stop the sweep
-            log.exception("evaluating investigation %s failed", inv_id)
-            result.errors[inv_id] = f"{type(error).__name__}: {error}"
-            continue
-        if write.updates or write.new_milestones or write.new_tracked or write.alerts or write.dirty_token:
-            writes.append(write)
-    result.changed = sum(bool(w.updates or w.new_milestones or w.alerts) for w in writes)
-    result.alerts, refused = repo.apply_evaluations(writes)
+    writes: dict[str, EvaluationWrite] = {}
+    if ids:
+        facts, result.errors = load_facts(store, repo, ids, policy=policy, dirty=dirty)
+        for inv_id in ids:
+            f = facts.get(inv_id)
+            if f is None:
+                if inv_id not in result.errors:
+                    result.errors[inv_id] = "investigation not found"
+                    if inv_id in dirty:  # an orphan mark: drop it
+                        writes[inv_id] = EvaluationWrite(investigation_id=inv_id, dirty_token=dirty[inv_id].changed_at)
+                continue
+            try:
+                write = plan_write(f, evaluate_facts(f, policy=policy, now=now))
+            except Exception as error:  # noqa: BLE001 - one bad investigation must not stop the sweep
+                log.exception("evaluating investigation %s failed", inv_id)
+                result.errors[inv_id] = f"{type(error).__name__}: {error}"
+                continue
+            if (
+                write.updates or write.new_milestones or write.new_tracked or write.alerts or write.dirty_token
+                or write.store_facts_change
+            ):
+                writes[inv_id] = write
+    if time_only:
+        reaching_due = [i for i, clocks in time_only.items() if any(c.due_at <= now_us and not c.has_at_due for c in clocks)]
+        known = repo.tracked_counts(reaching_due) if reaching_due else {}
+        for inv_id, clocks in time_only.items():
+            try:
+                write = plan_crossings(investigations[inv_id], clocks, now=now, known_persons=known.get(inv_id, 0),
+                                       facts_change_at=changes.get(inv_id))
+            except Exception as error:  # noqa: BLE001
+                log.exception("evaluating investigation %s failed", inv_id)
+                result.errors[inv_id] = f"{type(error).__name__}: {error}"
+                continue
+            if write.updates or write.alerts:
+                writes[inv_id] = write
+    ordered = [writes[i] for i in sorted(writes)]
+    result.changed = sum(bool(w.updates or w.new_milestones or w.alerts) for w in ordered)
+    result.alerts, refused = repo.apply_evaluations(ordered)
     result.errors.update(refused)
     result.elapsed_ms = (time.perf_counter() - started) * 1000
     return result

@@ -36,9 +36,9 @@ from graph_models.deadlines import (
 )
 
 from .engine import trusted
-from .repository import ComplianceRow, DirtyMark, EvaluationWrite, TrackedRow
+from .repository import Clock, ComplianceRow, DirtyMark, EvaluationWrite, Tracked, TrackedRow
+from .rows import clock_from_row, inv_from_row, inv_values, ms_from_row, ms_values
 from .rows import dt as _dt
-from .rows import inv_from_row, inv_values, ms_from_row, ms_values
 from .rows import us as _us
 
 __all__ = ["SQLiteDeadlineRepository"]
@@ -157,10 +157,24 @@ INSERT INTO dl_milestones ({_MS_COLUMNS}, next_check_at) VALUES (?, ?, ?, ?, ?, 
 ON CONFLICT(id) DO NOTHING
 """
 _UPDATE_MS = """
-UPDATE dl_milestones SET started_at = ?, due_at = ?, at_risk_at = ?, state = ?, met_at = ?, epoch = ?, reason = ?,
-    evaluated_at = ?, at_due = coalesce(?, at_due), next_check_at = ?
+UPDATE dl_milestones SET state = ?, met_at = ?, epoch = ?, reason = ?, evaluated_at = ?, at_due = coalesce(?, at_due),
+    next_check_at = ?
 WHERE id = ? AND state = ? AND epoch = ?
 """
+# Most sweep updates change only the reason (who lacks what): this one leaves the state and queue indexes alone.
+_UPDATE_MS_REASON = """
+UPDATE dl_milestones SET met_at = ?, epoch = ?, reason = ?, evaluated_at = ?, at_due = coalesce(?, at_due)
+WHERE id = ? AND state = ? AND epoch = ? AND next_check_at IS ?
+"""
+# The sweep's light read: the snapshot only as presence (a constant, not its JSON).
+_CLOCK_COLUMNS = (
+    "id, investigation_id, kind, person_id, started_at, due_at, at_risk_at, state, met_at, epoch, reason, "
+    "evaluated_at, CASE WHEN at_due IS NULL THEN NULL ELSE 1 END, next_check_at"
+)
+_DUE_CLOCKS = (
+    f"SELECT {_CLOCK_COLUMNS} FROM dl_milestones WHERE next_check_at IS NOT NULL AND next_check_at <= ? "
+    "ORDER BY next_check_at LIMIT ?"
+)
 _MARK_DIRTY = """
 INSERT INTO dl_dirty (investigation_id, since, changed_at) VALUES (?, ?, ?)
 ON CONFLICT(investigation_id) DO UPDATE SET since = min(since, excluded.since),
@@ -187,6 +201,9 @@ class SQLiteDeadlineRepository:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(dl_investigations)")}
+            if "facts_change_at" not in columns:  # added after the first release: O(1) in SQLite
+                conn.execute("ALTER TABLE dl_investigations ADD COLUMN facts_change_at INTEGER")
 
     # --- helpers ------------------------------------------------------------------------
     def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
@@ -261,6 +278,33 @@ class SQLiteDeadlineRepository:
         for milestones in found.values():
             milestones.sort(key=lambda m: m.id)
         return found
+
+    def clocks_of(self, ids: Iterable[str]) -> dict[str, list[Clock]]:
+        found: dict[str, list[Clock]] = {}
+        sql = f"SELECT {_CLOCK_COLUMNS} FROM dl_milestones WHERE investigation_id IN ({{marks}})"
+        for row in self._in(sql, ids):
+            clock = clock_from_row(row)
+            found.setdefault(clock.investigation_id, []).append(clock)
+        for clocks in found.values():
+            clocks.sort(key=lambda c: c.id)
+        return found
+
+    def tracked_brief_of(self, ids: Iterable[str]) -> dict[str, dict[str, Tracked]]:
+        found: dict[str, dict[str, Tracked]] = {}
+        sql = (
+            "SELECT investigation_id, person_id, role, first_seen_at, resolved_at FROM dl_tracked "
+            "WHERE investigation_id IN ({marks})"
+        )
+        for inv_id, pid, role, first_seen, resolved in self._in(sql, ids):
+            by_person = found.get(inv_id)
+            if by_person is None:
+                by_person = found[inv_id] = {}
+            by_person[pid] = (role, first_seen, resolved)
+        return found
+
+    def tracked_counts(self, ids: Iterable[str]) -> dict[str, int]:
+        sql = "SELECT investigation_id, count(*) FROM dl_tracked WHERE investigation_id IN ({marks}) GROUP BY 1"
+        return dict(self._in(sql, ids))
 
     def tracked_of(self, ids: Iterable[str]) -> dict[str, dict[str, TrackedRow]]:
         found: dict[str, dict[str, TrackedRow]] = {}
@@ -390,13 +434,40 @@ class SQLiteDeadlineRepository:
         }
         return dirty, timed
 
+    def facts_change_times(self, ids: Iterable[str]) -> dict[str, int]:
+        sql = (
+            "SELECT id, facts_change_at FROM dl_investigations WHERE id IN ({marks}) AND facts_change_at IS NOT NULL"
+        )
+        return dict(self._in(sql, ids))
+
+    def dirty_marks(self, *, limit: int) -> dict[str, DirtyMark]:
+        return {
+            inv_id: DirtyMark(_dt(since), _dt(changed))
+            for inv_id, since, changed in self._query(
+                "SELECT investigation_id, since, changed_at FROM dl_dirty ORDER BY since LIMIT ?", (limit,)
+            )
+        }
+
+    def due_clocks(self, now: datetime, *, limit: int) -> list[Clock]:
+        return [clock_from_row(row) for row in self._query(_DUE_CLOCKS, (_us(now), limit))]
+
     def apply_evaluations(self, writes: Sequence[EvaluationWrite]) -> tuple[list[Alert], dict[str, str]]:
         inserted: list[Alert] = []
         refused: dict[str, str] = {}
         if not writes:
             return inserted, refused
+        # Writes that only clear a dirty mark need no savepoint: one statement for all of them.
+        tokens = [
+            (w.investigation_id, _us(w.dirty_token)) for w in writes
+            if w.dirty_token is not None and not (w.updates or w.new_milestones or w.new_tracked or w.alerts)
+        ]
         with self._store.transaction() as conn:
+            if tokens:
+                conn.executemany("DELETE FROM dl_dirty WHERE investigation_id = ? AND changed_at <= ?", tokens)
             for write in writes:
+                if not (write.updates or write.new_milestones or write.new_tracked or write.alerts
+                        or write.store_facts_change):
+                    continue
                 conn.execute("SAVEPOINT evaluation")
                 try:
                     alerts = self._apply_one(conn, write)
@@ -412,21 +483,32 @@ class SQLiteDeadlineRepository:
         return inserted, refused
 
     def _apply_one(self, conn: sqlite3.Connection, write: EvaluationWrite) -> list[Alert]:
-        for update in write.updates:
-            m = update.milestone
-            cursor = conn.execute(
-                _UPDATE_MS,
-                (*_ms_values(m, update.reason_json), _us(update.next_check_at), m.id, update.expected_state.value,
-                 update.expected_epoch),
-            )
-            if cursor.rowcount != 1:
-                raise _Conflict(f"milestone {m.id} changed since it was read")
+        if write.updates:
+            moved, reasons = [], []
+            for u in write.updates:
+                if u.state is u.expected_state and u.next_check_at == u.expected_next_check:
+                    reasons.append((u.met_at, u.epoch, u.reason_json, u.evaluated_at, u.at_due_json, u.id,
+                                    u.expected_state.value, u.expected_epoch, u.next_check_at))
+                else:
+                    moved.append((u.state.value, u.met_at, u.epoch, u.reason_json, u.evaluated_at, u.at_due_json,
+                                  u.next_check_at, u.id, u.expected_state.value, u.expected_epoch))
+            changed = 0
+            if moved:
+                changed += conn.executemany(_UPDATE_MS, moved).rowcount
+            if reasons:
+                changed += conn.executemany(_UPDATE_MS_REASON, reasons).rowcount
+            if changed != len(write.updates):
+                raise _Conflict(f"a milestone of {write.investigation_id} changed since it was read")
         for m, next_check in write.new_milestones:
             conn.execute(_INSERT_MS, (m.id, m.investigation_id, m.kind.value, m.person_id, *_ms_values(m), _us(next_check)))
-        conn.executemany(
-            _INSERT_TRACKED,
-            [(t.investigation_id, t.person_id, t.role, _us(t.first_seen_at)) for t in write.new_tracked],
-        )
+        if write.store_facts_change:
+            conn.execute("UPDATE dl_investigations SET facts_change_at = ? WHERE id = ?",
+                         (write.facts_change_at, write.investigation_id))
+        if write.new_tracked:
+            conn.executemany(
+                _INSERT_TRACKED,
+                [(t.investigation_id, t.person_id, t.role, _us(t.first_seen_at)) for t in write.new_tracked],
+            )
         alerts = []
         for alert in write.alerts:
             cursor = conn.execute(
@@ -436,7 +518,7 @@ class SQLiteDeadlineRepository:
                  alert.model_dump_json(exclude={"seq"})),
             )
             if cursor.rowcount == 1:
-                alerts.append(alert.model_copy(update={"seq": cursor.lastrowid}))
+                alerts.append(trusted(Alert, {**alert.__dict__, "seq": cursor.lastrowid}))
         if write.dirty_token is not None:
             conn.execute(
                 "DELETE FROM dl_dirty WHERE investigation_id = ? AND changed_at <= ?",

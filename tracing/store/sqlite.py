@@ -18,6 +18,7 @@ from pathlib import Path
 
 from graph_models import (
     Closeness,
+    ContactClass,
     ContactEvent,
     ContactKind,
     ContactSource,
@@ -168,8 +169,9 @@ def _link(row: tuple) -> TransmissionLink:
 
 
 def _derived(row: tuple) -> TracedContact:
-    return TracedContact(
-        case_id=row[0], person_id=row[1], contact_class=row[2], source_id=row[3],
+    # Validated when derived; the deadline sweep reads thousands of these per tick.
+    return TracedContact.model_construct(
+        case_id=row[0], person_id=row[1], contact_class=ContactClass(row[2]), source_id=row[3],
         exposed_at=_from_us(row[4]), evidence=json.loads(row[5]), exposure_count=row[6],
     )
 
