@@ -57,10 +57,9 @@ def _get_case(store: GraphStore, case_id: str) -> Person:
     return person
 
 
-def _isolation_limit(person: Person | None, now: datetime) -> datetime:
-    if person is None or person.isolated_at is None:
-        return now
-    return min(person.isolated_at, now)
+def _isolation_limit(isolated_at: datetime | None, now: datetime) -> datetime:
+    """Until when a person can pass infection on: isolation, or ``now`` (a future isolation is not yet in force)."""
+    return now if isolated_at is None else min(isolated_at, now)
 
 
 def _covisit_edges(
@@ -121,9 +120,9 @@ def trace_case(
     if policy.trace_secondary:
         candidates = {e.other(case_id) for e in direct if G.edges[e.a, e.b, e.id]["usable"]}
         if candidates:
-            persons = store.get_persons(candidates)
+            isolated = store.isolation_times(candidates)
             for person_id in candidates:
-                G.nodes[person_id]["until"] = _isolation_limit(persons.get(person_id), now)
+                G.nodes[person_id]["until"] = _isolation_limit(isolated.get(person_id), now)
             for event in store.events_touching(candidates, start=window_start, end=now):
                 add_event(G, event, policy)
     if policy.trace_general and policy.covisits_as_general:
@@ -231,7 +230,7 @@ def _chain_via_contacts(
 ) -> list[ChainMember]:
     anchor = root.onset_at or root.sampled_at
     G = nx.MultiGraph()
-    G.add_node(root.id, until=_isolation_limit(root, now))
+    G.add_node(root.id, until=_isolation_limit(root.isolated_at, now))
     loaded: set[str] = set()
 
     if up:
@@ -243,18 +242,21 @@ def _chain_via_contacts(
         layers = iter_downstream_layers(G, root.id, start=floor, max_hops=hops)
 
     history = {}
-    for _, improved, history in layers:
-        # Load lazily: the next layer only reads the neighbourhoods of the persons just improved.
+    for layer, improved, history in layers:
+        # Load lazily: the next layer only reads the neighbourhoods of the persons just
+        # improved, and after the last layer nothing is read at all.
         fresh = improved - loaded
-        if not fresh:
+        if layer == hops or not fresh:
             continue
         loaded |= fresh
         for event in store.events_touching(fresh, start=floor, end=now):
             add_event(G, event, policy)
-        unknown = [n for n in G.nodes if "until" not in G.nodes[n]]
-        persons = store.get_persons(unknown)
-        for node in unknown:
-            G.nodes[node]["until"] = _isolation_limit(persons.get(node), now)
+        # Downstream reads the isolation of the persons it relaxes from (the fresh ones);
+        # upstream that of the neighbours it may step back to.
+        needing = [n for n in (G.nodes if up else fresh) if "until" not in G.nodes[n]]
+        isolated = store.isolation_times(needing)
+        for node in needing:
+            G.nodes[node]["until"] = _isolation_limit(isolated.get(node), now)
 
     members = []
     for node, entries in history.items():

@@ -56,6 +56,13 @@ def test_round_trip_keeps_every_field(store):
     assert (counts.persons, counts.places, counts.events, counts.visits, counts.links) == (3, 1, 3, 1, 1)
 
 
+def test_isolation_times(store):
+    store.apply(_sample_batch())
+    store.apply(GraphBatch(events=[contact("E9", "ghost", "P1", at(5))]))  # a stub endpoint is not a person
+    assert store.isolation_times(["C1", "P1", "ghost", "nobody"]) == {"C1": at(11, 12), "P1": None}
+    assert store.isolation_times([]) == {}
+
+
 def test_upsert_by_key_is_idempotent_and_updates(store):
     store.apply(_sample_batch())
     store.apply(_sample_batch())

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import random
-from datetime import timedelta
 
 import pytest
 

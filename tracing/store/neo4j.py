@@ -202,6 +202,11 @@ UNWIND $ids AS pid
 MATCH (n:Person {id: pid}) WHERE n.record = true
 RETURN properties(n) AS props
 """
+_ISOLATION_TIMES: LiteralString = """
+UNWIND $ids AS pid
+MATCH (n:Person {id: pid}) WHERE n.record = true
+RETURN n.id AS id, n.isolated_at AS isolated_at
+"""
 _GET_PLACES: LiteralString = """
 UNWIND $ids AS pid
 MATCH (n:Place {id: pid}) WHERE n.record = true
@@ -644,6 +649,12 @@ class Neo4jStore:
         if not ids:
             return {}
         return {p.id: p for p in (_person(r["props"]) for r in self._read(_GET_PERSONS, ids=ids))}
+
+    def isolation_times(self, person_ids: Iterable[str]) -> dict[str, datetime | None]:
+        ids = _unique(person_ids)
+        if not ids:
+            return {}
+        return {r["id"]: _from_us(r["isolated_at"]) for r in self._read(_ISOLATION_TIMES, ids=ids)}
 
     def get_places(self, place_ids: Iterable[str]) -> dict[str, Place]:
         ids = _unique(place_ids)

@@ -73,6 +73,9 @@ class GraphStore(Protocol):
     def get_persons(self, person_ids: Iterable[str]) -> dict[str, Person]:
         """Persons by id; unknown ids are absent from the result."""
 
+    def isolation_times(self, person_ids: Iterable[str]) -> dict[str, datetime | None]:
+        """``isolated_at`` of the given persons (unknown ids absent): what traversals need, cheaply."""
+
     def get_places(self, place_ids: Iterable[str]) -> dict[str, Place]: ...
 
     def persons_with_status(self, statuses: Iterable[PersonStatus]) -> list[Person]: ...

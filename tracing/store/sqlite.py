@@ -307,6 +307,13 @@ class SQLiteStore:
                 found[pid] = Person.model_validate_json(doc)
         return found
 
+    def isolation_times(self, person_ids: Iterable[str]) -> dict[str, datetime | None]:
+        found: dict[str, datetime | None] = {}
+        for chunk in _chunks(person_ids):
+            sql = f"SELECT id, isolated_at FROM persons WHERE id IN ({_marks(len(chunk))})"
+            found.update((pid, _from_us(at)) for pid, at in self._query(sql, chunk))
+        return found
+
     def get_places(self, place_ids: Iterable[str]) -> dict[str, Place]:
         found: dict[str, Place] = {}
         for chunk in _chunks(place_ids):
