@@ -128,17 +128,29 @@ def _schema_name(statement: str) -> str:
 # --- writes --------------------------------------------------------------------------------
 _UPSERT_PERSONS: LiteralString = "UNWIND $rows AS row MERGE (n:Person {id: row.id}) SET n = row"
 _UPSERT_PLACES: LiteralString = "UNWIND $rows AS row MERGE (n:Place {id: row.id}) SET n = row"
-# Rows travel once and flat (packing parameters is a good part of a batch's cost in the
-# driver). An upsert may move an event to other persons: the old relationship is deleted.
-_UPSERT_EVENTS: LiteralString = """
+# Contact events are most of every import, so their upsert avoids per-row MERGEs: endpoints are
+# merged once per distinct person, existing events found by their id (relationship uniqueness
+# index), new ones CREATEd (a relationship MERGE between bound nodes scans their relationships,
+# which is slow for busy persons), existing ones updated in place, and an event moved to other
+# persons recreated. Deciding which is which happens in the same transaction, so a retry
+# re-decides from scratch.
+_MERGE_PERSON_STUBS: LiteralString = "UNWIND $ids AS pid MERGE (:Person {id: pid})"
+_EXISTING_EVENTS: LiteralString = """
+UNWIND $ids AS eid
+MATCH (x)-[r:CONTACT {id: eid}]->(y)
+RETURN eid AS id, x.id AS a, y.id AS b
+"""
+_DELETE_EVENTS_BY_ID: LiteralString = "UNWIND $ids AS eid MATCH ()-[r:CONTACT {id: eid}]->() DELETE r"
+_CREATE_EVENTS: LiteralString = """
 UNWIND $rows AS row
-MERGE (a:Person {id: row.a})
-MERGE (b:Person {id: row.b})
-WITH row, a, b
-OPTIONAL MATCH (x)-[moved:CONTACT {id: row.id}]->(y) WHERE x <> a OR y <> b
-DELETE moved
-WITH row, a, b
-MERGE (a)-[r:CONTACT {id: row.id}]->(b)
+MATCH (a:Person {id: row.a})
+MATCH (b:Person {id: row.b})
+CREATE (a)-[:CONTACT {id: row.id, start: row.start, end: row.end, kind: row.kind, place_id: row.place_id,
+                      source: row.source, closeness: row.closeness}]->(b)
+"""
+_UPDATE_EVENTS: LiteralString = """
+UNWIND $rows AS row
+MATCH ()-[r:CONTACT {id: row.id}]->()
 SET r = row {.id, .start, .end, .kind, .place_id, .source, .closeness}
 """
 _UPSERT_VISITS: LiteralString = """
@@ -441,13 +453,31 @@ def _fetch(tx: ManagedTransaction, query: LiteralString, **params: Any) -> list[
     return list(tx.run(query, params))
 
 
+def _upsert_events(tx: ManagedTransaction, rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        # MERGE on a null key raises; a MATCH on one would silently drop the row.
+        if row["id"] is None or row["a"] is None or row["b"] is None:
+            raise ValueError(f"contact event without id or endpoints: {row!r}")
+    _run(tx, _MERGE_PERSON_STUBS, ids=sorted({row["a"] for row in rows} | {row["b"] for row in rows}))
+    existing = {r["id"]: (r["a"], r["b"]) for r in tx.run(_EXISTING_EVENTS, {"ids": [row["id"] for row in rows]})}
+    moved = [row["id"] for row in rows if row["id"] in existing and existing[row["id"]] != (row["a"], row["b"])]
+    if moved:
+        _run(tx, _DELETE_EVENTS_BY_ID, ids=moved)
+    stays = set(existing) - set(moved)
+    fresh = [row for row in rows if row["id"] not in stays]
+    if fresh:
+        _run(tx, _CREATE_EVENTS, rows=fresh)
+    if stays:
+        _run(tx, _UPDATE_EVENTS, rows=[row for row in rows if row["id"] in stays])
+
+
 def _apply_tx(tx: ManagedTransaction, persons, places, events, visits, links) -> None:
     if persons:
         _run(tx, _UPSERT_PERSONS, rows=persons)
     if places:
         _run(tx, _UPSERT_PLACES, rows=places)
     if events:
-        _run(tx, _UPSERT_EVENTS, rows=events)
+        _upsert_events(tx, events)
     if visits:
         _run(tx, _UPSERT_VISITS, rows=visits)
     if links:
