@@ -17,8 +17,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from graph_models import TracingPolicy
 from graph_models.deadlines import DeadlinePolicy
 from tracing.auth import AuditEntry, AuditWriter, AuthRepository, TokenCache, User, authenticate
-from tracing.auth.service import find_idempotent, request_fingerprint, store_idempotent
-from tracing.auth.models import IdempotencyRecord
+from tracing.auth.service import (
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
+    complete_idempotent,
+    release_idempotent,
+    request_fingerprint,
+    reserve_idempotent,
+)
 from tracing.config import Settings
 from tracing.deadlines import deadline_repository
 from tracing.deadlines.repository import DeadlineRepository
@@ -159,21 +165,26 @@ class Idempotency:
     def run(self, fn: Callable[[], Any], *, status_code: int = 200) -> Any:
         if self.key is None:
             return fn()
-        now = self.state.clock()
-        stored = find_idempotent(self.state.auth, self.user.name, self.key, now=now, ttl=self.ttl)
+        auth, user, key = self.state.auth, self.user.name, self.key
+        try:
+            stored = reserve_idempotent(auth, user, key, self.fingerprint, now=self.state.clock(), ttl=self.ttl)
+        except IdempotencyKeyReused:
+            raise HTTPException(409, "Idempotency-Key was already used for a different request") from None
+        except IdempotencyInProgress:
+            raise HTTPException(
+                409, "a request with this Idempotency-Key is still running; retry later", headers={"Retry-After": "1"}
+            ) from None
         if stored is not None:
-            if stored.request_hash != self.fingerprint:
-                raise HTTPException(409, "Idempotency-Key was already used for a different request")
             return JSONResponse(json.loads(stored.body), status_code=stored.status,
                                 headers={"Idempotent-Replayed": "true"})
-        result = fn()
+        try:
+            result = fn()
+        except BaseException:
+            # Nothing to replay: a retry must run the request again.
+            release_idempotent(auth, user, key)
+            raise
         body = json.dumps(jsonable_encoder(result), ensure_ascii=False, separators=(",", ":"))
-        store_idempotent(
-            self.state.auth,
-            IdempotencyRecord(user=self.user.name, key=self.key, request_hash=self.fingerprint, status=status_code,
-                              body=body, created_at=now),
-            ttl=self.ttl,
-        )
+        complete_idempotent(auth, user, key, status=status_code, body=body)
         return JSONResponse(json.loads(body), status_code=status_code)
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Query
 
-from graph_models import CASE_STATUSES, Person, SourceCandidate, TracedContact, TraceResult, as_utc
+from graph_models import CASE_STATUSES, Person, SourceCandidate, TracedContact, TraceResult
 from tracing import service
 
 from ..deps import AuditDep, CurrentUser, NowDep, PolicyDep, StoreDep

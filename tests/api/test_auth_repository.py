@@ -54,3 +54,46 @@ def test_idempotency_records(repo, now):
     assert repo.get_idempotent("ann", "k", not_before=now + timedelta(seconds=1)) is None
     assert repo.purge_idempotent(before=now + timedelta(seconds=1)) == 1
     assert repo.get_idempotent("ann", "k", not_before=now - timedelta(days=1)) is None
+
+
+def test_idempotency_reservation_is_atomic_and_replays(repo, now):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from tracing.auth.service import (
+        IdempotencyInProgress,
+        IdempotencyKeyReused,
+        complete_idempotent,
+        release_idempotent,
+        reserve_idempotent,
+    )
+
+    ttl = timedelta(hours=24)
+    racers = 6
+    barrier = Barrier(racers)
+
+    def reserve(_):
+        barrier.wait()
+        try:
+            return reserve_idempotent(repo, "ann", "k1", "hash-a", now=now, ttl=ttl)
+        except IdempotencyInProgress:
+            return "in progress"
+
+    with ThreadPoolExecutor(racers) as pool:
+        outcomes = list(pool.map(reserve, range(racers)))
+    assert outcomes.count(None) == 1 and outcomes.count("in progress") == racers - 1
+
+    with pytest.raises(IdempotencyKeyReused):
+        reserve_idempotent(repo, "ann", "k1", "hash-b", now=now, ttl=ttl)
+    complete_idempotent(repo, "ann", "k1", status=201, body='{"ok":true}')
+    replay = reserve_idempotent(repo, "ann", "k1", "hash-a", now=now, ttl=ttl)
+    assert (replay.status, replay.body) == (201, '{"ok":true}')
+
+    # A failed request releases its key, so the retry runs.
+    assert reserve_idempotent(repo, "ann", "k2", "hash-a", now=now, ttl=ttl) is None
+    release_idempotent(repo, "ann", "k2")
+    assert reserve_idempotent(repo, "ann", "k2", "hash-a", now=now, ttl=ttl) is None
+    # A reservation left by a request that died is taken over after a while, not after the whole TTL.
+    with pytest.raises(IdempotencyInProgress):
+        reserve_idempotent(repo, "ann", "k2", "hash-a", now=now + timedelta(seconds=30), ttl=ttl)
+    assert reserve_idempotent(repo, "ann", "k2", "hash-a", now=now + timedelta(minutes=5), ttl=ttl) is None

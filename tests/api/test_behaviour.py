@@ -144,6 +144,23 @@ def test_idempotency_key_replays_and_refuses_a_different_body(api):
     assert "idempotent-replayed" not in api.post("investigator", "/places", json=[{"id": "P7"}], headers=headers).headers
 
 
+def test_a_retry_while_the_first_request_runs_is_told_to_wait(api, now):
+    from tracing.auth.models import IdempotencyRecord
+    from tracing.auth.service import auth_repository, request_fingerprint
+
+    body = b'[{"id":"P9"}]'
+    # The first request with this key is still running: its reservation is in the store.
+    auth_repository(api.store).put_idempotent(IdempotencyRecord(
+        user="admin", key="k-9", request_hash=request_fingerprint("POST", "/places", body),
+        status=IdempotencyRecord.PENDING, body="", created_at=now,
+    ))
+    retry = api.post("admin", "/places", content=body,
+                     headers={"Idempotency-Key": "k-9", "Content-Type": "application/json"})
+    assert retry.status_code == 409 and retry.headers["retry-after"] == "1"
+    assert retry.headers["content-type"] == "application/problem+json"
+    assert api.get("admin", "/places/P9").status_code == 404  # the retry did not run it a second time
+
+
 # --- pagination and filters ----------------------------------------------------------------------------
 
 

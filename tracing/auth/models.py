@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
@@ -51,7 +52,12 @@ class AuditEntry(BaseModel):
 
 
 class IdempotencyRecord(BaseModel):
-    """The stored outcome of a POST sent with an ``Idempotency-Key`` header."""
+    """The stored outcome of a POST sent with an ``Idempotency-Key`` header.
+
+    ``status`` 0 marks a reservation: the first request with the key is still running.
+    """
+
+    PENDING: ClassVar[int] = 0
 
     user: str
     key: str

@@ -29,7 +29,9 @@ _SCHEMA: tuple[LiteralString, ...] = (
     "CREATE CONSTRAINT auth_token_hash IF NOT EXISTS FOR (t:AuthToken) REQUIRE t.hash IS UNIQUE",
     "CREATE CONSTRAINT auth_audit_seq IF NOT EXISTS FOR (a:AuthAudit) REQUIRE a.seq IS UNIQUE",
     "CREATE CONSTRAINT auth_audit_batch IF NOT EXISTS FOR (b:AuthAuditBatch) REQUIRE b.id IS UNIQUE",
-    "CREATE INDEX auth_idem_key IF NOT EXISTS FOR (i:AuthIdempotency) ON (i.user, i.key)",
+    # Unique, not just indexed: the reservation of a key must be atomic (two retries racing).
+    "DROP INDEX auth_idem_key IF EXISTS",
+    "CREATE CONSTRAINT auth_idem_user_key IF NOT EXISTS FOR (i:AuthIdempotency) REQUIRE (i.user, i.key) IS UNIQUE",
 )
 
 _ADD_USER: LiteralString = """
@@ -84,12 +86,17 @@ MATCH (i:AuthIdempotency {user: $user, key: $key}) WHERE i.created_at >= $not_be
 RETURN i.request_hash AS request_hash, i.status AS status, i.body AS body, i.created_at AS created_at
 """
 _PUT_IDEM: LiteralString = """
-OPTIONAL MATCH (old:AuthIdempotency {user: $user, key: $key})
-WITH old WHERE old IS NULL
-CREATE (:AuthIdempotency {user: $user, key: $key, request_hash: $request_hash, status: $status, body: $body,
-                          created_at: $created_at})
-RETURN 1 AS created
+MERGE (i:AuthIdempotency {user: $user, key: $key})
+ON CREATE SET i.request_hash = $request_hash, i.status = $status, i.body = $body, i.created_at = $created_at,
+              i.fresh = true
+WITH i, coalesce(i.fresh, false) AS created
+REMOVE i.fresh
+RETURN created
 """
+_COMPLETE_IDEM: LiteralString = """
+MATCH (i:AuthIdempotency {user: $user, key: $key}) SET i.status = $status, i.body = $body
+"""
+_RELEASE_IDEM: LiteralString = "MATCH (i:AuthIdempotency {user: $user, key: $key}) DELETE i"
 _PURGE_IDEM: LiteralString = """
 MATCH (i:AuthIdempotency) WHERE i.created_at < $before
 WITH i LIMIT 10000 DETACH DELETE i RETURN count(*) AS n
@@ -188,7 +195,13 @@ class Neo4jAuthRepository:
     def put_idempotent(self, record: IdempotencyRecord) -> bool:
         rows = self._write(_PUT_IDEM, user=record.user, key=record.key, request_hash=record.request_hash,
                            status=record.status, body=record.body, created_at=_us(record.created_at))
-        return bool(rows)
+        return bool(rows and rows[0]["created"])
+
+    def complete_idempotent(self, user: str, key: str, *, status: int, body: str) -> None:
+        self._write(_COMPLETE_IDEM, user=user, key=key, status=status, body=body)
+
+    def release_idempotent(self, user: str, key: str) -> None:
+        self._write(_RELEASE_IDEM, user=user, key=key)
 
     def purge_idempotent(self, *, before: datetime) -> int:
         total = 0

@@ -55,7 +55,14 @@ class AuthRepository(Protocol):
     def get_idempotent(self, user: str, key: str, *, not_before: datetime) -> IdempotencyRecord | None: ...
 
     def put_idempotent(self, record: IdempotencyRecord) -> bool:
-        """Store the record unless (user, key) exists already; True if stored."""
+        """Store the record unless (user, key) exists already; True if stored. Atomic: of two
+        concurrent calls with the same (user, key), exactly one gets True."""
+
+    def complete_idempotent(self, user: str, key: str, *, status: int, body: str) -> None:
+        """Record the outcome of the request that reserved (user, key)."""
+
+    def release_idempotent(self, user: str, key: str) -> None:
+        """Forget (user, key), e.g. after the reserving request failed, so that a retry runs."""
 
     def purge_idempotent(self, *, before: datetime) -> int:
         """Forget idempotency records created before ``before`` (they have expired)."""

@@ -244,12 +244,59 @@ def request_fingerprint(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
 
 
-def find_idempotent(
-    repo: AuthRepository, user: str, key: str, *, now: datetime, ttl: timedelta
+#: A reservation older than this is taken to belong to a request that died (process killed):
+#: a retry may take it over rather than wait for the whole TTL.
+ABANDONED_AFTER = timedelta(minutes=2)
+
+
+class IdempotencyInProgress(Exception):
+    """A request with the same Idempotency-Key is still running."""
+
+
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key was used before for a different request."""
+
+
+def reserve_idempotent(
+    repo: AuthRepository, user: str, key: str, fingerprint: str, *, now: datetime, ttl: timedelta
 ) -> IdempotencyRecord | None:
-    return repo.get_idempotent(user, key, not_before=now - ttl)
+    """Reserve ``(user, key)`` for this request, or return the stored outcome to replay.
+
+    Returns None when the caller now holds the reservation and must run the
+    request, then :func:`complete_idempotent` (or :func:`release_idempotent`
+    if it failed). Reservation is atomic in the repository, so of two
+    concurrent requests with the same key exactly one runs.
+
+    Raises
+    ------
+    IdempotencyKeyReused
+        The key was used for a different request (another method, path or body).
+    IdempotencyInProgress
+        The first request with this key is still running.
+    """
+    repo.purge_idempotent(before=now - ttl)
+    pending = IdempotencyRecord(
+        user=user, key=key, request_hash=fingerprint, status=IdempotencyRecord.PENDING, body="", created_at=now
+    )
+    for _ in range(2):
+        if repo.put_idempotent(pending):
+            return None
+        stored = repo.get_idempotent(user, key, not_before=now - ttl)
+        if stored is None:  # expired or released between the two calls: try again
+            continue
+        if stored.request_hash != fingerprint:
+            raise IdempotencyKeyReused(key)
+        if stored.status != IdempotencyRecord.PENDING:
+            return stored
+        if stored.created_at >= now - ABANDONED_AFTER:
+            raise IdempotencyInProgress(key)
+        repo.release_idempotent(user, key)
+    raise IdempotencyInProgress(key)
 
 
-def store_idempotent(repo: AuthRepository, record: IdempotencyRecord, *, ttl: timedelta) -> bool:
-    repo.purge_idempotent(before=record.created_at - ttl)
-    return repo.put_idempotent(record)
+def complete_idempotent(repo: AuthRepository, user: str, key: str, *, status: int, body: str) -> None:
+    repo.complete_idempotent(user, key, status=status, body=body)
+
+
+def release_idempotent(repo: AuthRepository, user: str, key: str) -> None:
+    repo.release_idempotent(user, key)

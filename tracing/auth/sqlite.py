@@ -213,6 +213,17 @@ class SQLiteAuthRepository:
             )
         return cursor.rowcount > 0
 
+    def complete_idempotent(self, user: str, key: str, *, status: int, body: str) -> None:
+        with self.store.transaction() as conn:
+            conn.execute(
+                "UPDATE auth_idempotency SET status = ?, body = ? WHERE user_name = ? AND key = ?",
+                (status, body, user, key),
+            )
+
+    def release_idempotent(self, user: str, key: str) -> None:
+        with self.store.transaction() as conn:
+            conn.execute("DELETE FROM auth_idempotency WHERE user_name = ? AND key = ?", (user, key))
+
     def purge_idempotent(self, *, before: datetime) -> int:
         with self.store.transaction() as conn:
             return conn.execute("DELETE FROM auth_idempotency WHERE created_at < ?", (_us(before),)).rowcount
