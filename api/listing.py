@@ -8,21 +8,18 @@ Other stores: a scan of ``iter_persons()`` (correct, O(n)); a
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 
 from graph_models import Person, PersonStatus, Place
+from tracing.store.codec import to_epoch_us
 from tracing.auth import in_region
 from tracing.store import GraphStore
 from tracing.store.sqlite import SQLiteStore
 
+_us = to_epoch_us  # the storage time codec shared by every adapter
+
 __all__ = ["list_persons", "list_places"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def _us(value: datetime) -> int:
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _like_escape(text: str) -> str:

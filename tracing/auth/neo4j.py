@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, LiteralString
 
+from ..store.codec import from_epoch_us, to_epoch_us
 from ..store.neo4j import Neo4jStore
 from .models import AuditEntry, IdempotencyRecord, Role, User
 from .repository import UserExists
 
+_us = to_epoch_us
+_dt = from_epoch_us  # the storage time codec shared by every adapter
+
 __all__ = ["Neo4jAuthRepository"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _SCHEMA: tuple[LiteralString, ...] = (
     "CREATE CONSTRAINT auth_user_name IF NOT EXISTS FOR (u:AuthUser) REQUIRE u.name IS UNIQUE",
@@ -101,19 +104,6 @@ _PURGE_IDEM: LiteralString = """
 MATCH (i:AuthIdempotency) WHERE i.created_at < $before
 WITH i LIMIT 10000 DETACH DELETE i RETURN count(*) AS n
 """
-
-
-def _us(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _dt(value: int | None) -> datetime | None:
-    return None if value is None else _EPOCH + timedelta(microseconds=value)
 
 
 def _fetch(tx: Any, query: LiteralString, **params: Any) -> list[dict[str, Any]]:

@@ -13,15 +13,18 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
+from ..store.codec import from_epoch_us, to_epoch_us
 from ..store.sqlite import SQLiteStore
 from .models import AuditEntry, IdempotencyRecord, Role, User
 from .repository import UserExists
 
+_us = to_epoch_us
+_dt = from_epoch_us  # the storage time codec shared by every adapter
+
 __all__ = ["SQLiteAuthRepository"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _SCHEMA: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS auth_users (
@@ -75,19 +78,6 @@ BEGIN SELECT RAISE(ABORT, 'auth_audit is append-only'); END""",
 
 _USER_COLUMNS = "name, role, region, site_id, created_at, revoked_at"
 _AUDIT_COLUMNS = "seq, at, user_name, role, method, endpoint, path, action, person_ids"
-
-
-def _us(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _dt(value: int | None) -> datetime | None:
-    return None if value is None else _EPOCH + timedelta(microseconds=value)
 
 
 def _user(row: tuple) -> User:

@@ -8,7 +8,6 @@ sweep's hot path builds models without re-validating them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 
 from graph_models.deadlines import (
     DueSnapshot,
@@ -21,9 +20,13 @@ from graph_models.deadlines import (
     MilestoneState,
 )
 
+from ..store.codec import from_epoch_us, to_epoch_us
+
+us = to_epoch_us  # the storage time codec shared by every adapter
+dt = from_epoch_us
+
 __all__ = ["CLOCK_FIELDS", "INV_FIELDS", "MS_FIELDS", "clock_from_row", "dt", "inv_from_row", "inv_values", "ms_from_row", "ms_values", "us"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: Stored fields of an investigation, in row order.
 INV_FIELDS = (
@@ -35,19 +38,6 @@ MS_FIELDS = (
     "id", "investigation_id", "kind", "person_id", "started_at", "due_at", "at_risk_at", "state", "met_at", "epoch",
     "reason", "evaluated_at", "at_due",
 )
-
-
-def us(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def dt(value: int | None) -> datetime | None:
-    return None if value is None else _EPOCH + timedelta(microseconds=value)
 
 
 def inv_values(inv: Investigation) -> tuple:

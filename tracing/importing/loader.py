@@ -419,14 +419,13 @@ def _interval_reason(
     return f"{shown('end', end)} is before {shown('start', start)}"
 
 
-def _add_attributes(
-    record: _CompiledRecord, row: MappingABC[str, str | None], values: dict[str, Any], errors: list[str],
-    notes: list[str], na: tuple[str, ...],
+def _evaluate(
+    fields: Sequence[tuple[str, Any]], row: MappingABC[str, str | None], out: dict[str, Any], errors: list[str],
+    notes: list[str],
 ) -> bool:
-    """Fill ``values["attributes"]``; True if an attribute failed (its reason is in ``errors``)."""
-    attributes: dict[str, Any] = {}
+    """Put each field's non-missing value into ``out``; True if one failed (its reason is in ``errors``)."""
     failed = False
-    for name, fn in record.attributes:
+    for name, fn in fields:
         try:
             value = fn(row, notes)
         except ValueProblem as exc:
@@ -434,7 +433,17 @@ def _add_attributes(
             failed = True
             continue
         if value is not None:
-            attributes[name] = value
+            out[name] = value
+    return failed
+
+
+def _add_attributes(
+    record: _CompiledRecord, row: MappingABC[str, str | None], values: dict[str, Any], errors: list[str],
+    notes: list[str], na: tuple[str, ...],
+) -> bool:
+    """Fill ``values["attributes"]``; True if an attribute failed (its reason is in ``errors``)."""
+    attributes: dict[str, Any] = {}
+    failed = _evaluate(record.attributes, row, attributes, errors, notes)
     if record.spec.keep_other_columns:
         for column, value in row.items():
             if column not in record.used_columns and value is not None and value not in na:
@@ -473,16 +482,7 @@ def _build_row(
     declared: list[tuple[str, str]] = []  # (person|place, id) this row defines, even if it fails
     for record in cfile.records:
         values: dict[str, Any] = {}
-        failed = False
-        for name, fn in record.fields:
-            try:
-                value = fn(row, notes)
-            except ValueProblem as exc:
-                errors.append(exc.reason)
-                failed = True
-                continue
-            if value is not None:
-                values[name] = value
+        failed = _evaluate(record.fields, row, values, errors, notes)
         record_type = record.type
         if record_type == "person" or record_type == "place":
             if "id" in values:

@@ -19,7 +19,7 @@ kept in constants and takes parameters only.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, LiteralString
 
 from neo4j import ManagedTransaction
@@ -32,12 +32,14 @@ from graph_models.transfers import (
     Vehicle,
 )
 
+from ..store.codec import to_epoch_us
 from ..store.neo4j import Neo4jStore
 from .repository import InsertResult
 
+_us = to_epoch_us  # the storage time codec shared by every adapter
+
 __all__ = ["Neo4jTransferRepository"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 SCHEMA: tuple[LiteralString, ...] = (
     "CREATE CONSTRAINT isolation_site_id IF NOT EXISTS FOR (n:IsolationSite) REQUIRE n.id IS UNIQUE",
@@ -103,11 +105,6 @@ WHERE ($site_id IS NULL OR t.site_id = $site_id)
 RETURN t.doc AS doc
 ORDER BY t.vehicle_id, t.batch, t.pickup_order, t.id
 """
-
-
-def _us(value: datetime) -> int:
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _row(t: Transfer) -> dict[str, Any]:

@@ -10,7 +10,7 @@ columns plus the document. SQL is constants with bound parameters only.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from graph_models.transfers import (
     IsolationSite,
@@ -20,12 +20,14 @@ from graph_models.transfers import (
     Vehicle,
 )
 
+from ..store.codec import to_epoch_us
 from ..store.sqlite import SQLiteStore
 from .repository import InsertResult
 
+_us = to_epoch_us  # the storage time codec shared by every adapter
+
 __all__ = ["SQLiteTransferRepository"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CHUNK = 900
 
 SCHEMA = """
@@ -73,11 +75,6 @@ _ACTIVE_OF_PERSONS = "SELECT person_id, id FROM tr_transfers WHERE active = 1 AN
 _ACTIVE_ROOMS = "SELECT site_id, room, household FROM tr_transfers WHERE active = 1 AND site_id IN ({marks})"
 _GET_DOCS = "SELECT doc FROM tr_transfers WHERE id IN ({marks})"
 _OF_PERSONS = "SELECT doc FROM tr_transfers WHERE person_id IN ({marks}) ORDER BY confirmed_at, id"
-
-
-def _us(value: datetime) -> int:
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
