@@ -35,6 +35,7 @@ from graph_models.deadlines import (
     TrackedPerson,
 )
 
+from ..store.sqlite import id_chunks, placeholders
 from .engine import trusted
 from .repository import Clock, ComplianceRow, DirtyMark, EvaluationWrite, Tracked, TrackedRow
 from .rows import clock_from_row, inv_from_row, inv_values, ms_from_row, ms_values
@@ -43,17 +44,9 @@ from .rows import us as _us
 
 __all__ = ["SQLiteDeadlineRepository"]
 
-_CHUNK = 900
 
 
-def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
-    unique = list(dict.fromkeys(ids))
-    for i in range(0, len(unique), _CHUNK):
-        yield unique[i : i + _CHUNK]
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
+_chunks, _marks = id_chunks, placeholders
 
 
 SCHEMA = """

@@ -127,14 +127,19 @@ _VISIT_COLUMNS = 'id, person_id, place_id, start, "end"'
 _DERIVED_COLUMNS = "case_id, person_id, contact_class, source_id, exposed_at, evidence, exposure_count"
 
 
-def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
+def id_chunks(ids: Iterable[str]) -> Iterator[list[str]]:
+    """Distinct ``ids`` in lists small enough to bind as ``IN (?, …)`` parameters (also for sibling repositories)."""
     unique = list(dict.fromkeys(ids))
     for i in range(0, len(unique), _CHUNK):
         yield unique[i : i + _CHUNK]
 
 
-def _marks(n: int) -> str:
+def placeholders(n: int) -> str:
+    """``?,?,…`` for ``n`` bound parameters."""
     return ",".join("?" * n)
+
+
+_chunks, _marks = id_chunks, placeholders
 
 
 def _window_sql(start: datetime | None, end: datetime | None) -> tuple[str, list[int]]:

@@ -9,7 +9,7 @@ columns plus the document. SQL is constants with bound parameters only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from graph_models.transfers import (
@@ -21,14 +21,13 @@ from graph_models.transfers import (
 )
 
 from ..store.codec import to_epoch_us
-from ..store.sqlite import SQLiteStore
+from ..store.sqlite import SQLiteStore, id_chunks, placeholders
 from .repository import InsertResult
 
 _us = to_epoch_us  # the storage time codec shared by every adapter
 
 __all__ = ["SQLiteTransferRepository"]
 
-_CHUNK = 900
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tr_sites (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);
@@ -77,14 +76,7 @@ _GET_DOCS = "SELECT doc FROM tr_transfers WHERE id IN ({marks})"
 _OF_PERSONS = "SELECT doc FROM tr_transfers WHERE person_id IN ({marks}) ORDER BY confirmed_at, id"
 
 
-def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
-    unique = list(dict.fromkeys(ids))
-    for i in range(0, len(unique), _CHUNK):
-        yield unique[i : i + _CHUNK]
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
+_chunks, _marks = id_chunks, placeholders
 
 
 def _transfer(doc: str) -> Transfer:
