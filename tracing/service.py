@@ -31,8 +31,8 @@ from graph_models.deadlines import DeadlinePolicy
 
 from .deadlines.service import after_graph_change
 from .errors import CaseNotFound, NoInfectiousWindow, PersonNotFound
-from .store.port import GraphBatch, GraphStore
-from .traversal.classify import add_event, classify_contacts, infectious_window
+from .store.port import GraphBatch, GraphReader, GraphStore
+from .traversal.classify import add_spans, classify_contacts, close_span_rule, infectious_window
 from .traversal.temporal import evidence_path, iter_downstream_layers, iter_upstream_layers
 
 __all__ = [
@@ -48,7 +48,7 @@ __all__ = [
 _BEGINNING = datetime(1800, 1, 1, tzinfo=timezone.utc)
 
 
-def _get_case(store: GraphStore, case_id: str) -> Person:
+def _get_case(store: GraphReader, case_id: str) -> Person:
     person = store.get_persons([case_id]).get(case_id)
     if person is None:
         raise CaseNotFound(case_id)
@@ -63,7 +63,7 @@ def _isolation_limit(isolated_at: datetime | None, now: datetime) -> datetime:
 
 
 def _covisit_edges(
-    store: GraphStore, person_id: str, *, start: datetime, end: datetime
+    store: GraphReader, person_id: str, *, start: datetime, end: datetime
 ) -> list[tuple[str, str, dict]]:
     """Co-presence (时空伴随) of ``person_id`` with others at a place, as general-contact edges."""
     own = store.visits_of([person_id], start=start, end=end)
@@ -93,8 +93,8 @@ def trace_case(
 ) -> TraceResult:
     """Derive the close, secondary and general contacts of one case, with evidence.
 
-    Loads, through the port, the case's contacts inside its infectious
-    window, the contacts of its close-contact candidates from the window's
+    Loads, through the port and in one read transaction, the case's
+    contacts inside its infectious window, the contacts of its close-contact candidates from the window's
     opening on, and (if the policy says so) co-visits; classifies them with
     :func:`tracing.traversal.classify.classify_contacts`; and, unless
     ``persist`` is false, replaces the case's derived relations in the store
@@ -109,29 +109,34 @@ def trace_case(
         If the case has neither onset nor sampling time.
     """
     policy = policy or TracingPolicy()
-    case = _get_case(store, case_id)
+    result = store.read_transaction(lambda reader: _derive_contacts(reader, case_id, policy=policy, now=now))
+    if persist:
+        store.replace_derived(case_id, result.contacts, derived_at=now)
+    return result
+
+
+def _derive_contacts(reader: GraphReader, case_id: str, *, policy: TracingPolicy, now: datetime) -> TraceResult:
+    """The read-only part of :func:`trace_case`: load the neighbourhood, classify it."""
+    case = _get_case(reader, case_id)
     window_start, window_end = infectious_window(case, policy=policy, now=now)
 
     G = nx.MultiGraph()
     G.add_node(case_id, until=window_end)
-    direct = store.events_touching([case_id], start=window_start, end=window_end)
-    for event in direct:
-        add_event(G, event, policy)
+    direct = reader.contact_spans([case_id], start=window_start, end=window_end)
+    add_spans(G, direct, policy)
     if policy.trace_secondary:
-        candidates = {e.other(case_id) for e in direct if G.edges[e.a, e.b, e.id]["usable"]}
+        is_close = close_span_rule(policy)
+        candidates = {span.b if span.a == case_id else span.a for span in direct if is_close(span)}
         if candidates:
-            isolated = store.isolation_times(candidates)
+            isolated = reader.isolation_times(candidates)
             for person_id in candidates:
                 G.nodes[person_id]["until"] = _isolation_limit(isolated.get(person_id), now)
-            for event in store.events_touching(candidates, start=window_start, end=now):
-                add_event(G, event, policy)
+            add_spans(G, reader.contact_spans(candidates, start=window_start, end=now), policy)
     if policy.trace_general and policy.covisits_as_general:
-        for other, key, data in _covisit_edges(store, case_id, start=window_start, end=window_end):
+        for other, key, data in _covisit_edges(reader, case_id, start=window_start, end=window_end):
             G.add_edge(case_id, other, key=key, **data)
 
     contacts = classify_contacts(G, case_id, policy=policy, window_start=window_start, window_end=window_end)
-    if persist:
-        store.replace_derived(case_id, contacts, derived_at=now)
     return TraceResult(
         case_id=case_id, window_start=window_start, window_end=window_end, derived_at=now, contacts=contacts
     )
@@ -204,7 +209,7 @@ def apply_and_rederive(
 # --- chains ----------------------------------------------------------------------------
 
 
-def _chain_via_links(store: GraphStore, person_id: str, *, up: bool, hops: int) -> list[ChainMember]:
+def _chain_via_links(store: GraphReader, person_id: str, *, up: bool, hops: int) -> list[ChainMember]:
     members = {person_id: ChainMember(person_id=person_id, hops=0)}
     frontier = [person_id]
     for depth in range(1, hops + 1):
@@ -226,7 +231,7 @@ def _chain_via_links(store: GraphStore, person_id: str, *, up: bool, hops: int) 
 
 
 def _chain_via_contacts(
-    store: GraphStore, root: Person, *, up: bool, hops: int, policy: TracingPolicy, now: datetime
+    store: GraphReader, root: Person, *, up: bool, hops: int, policy: TracingPolicy, now: datetime
 ) -> list[ChainMember]:
     anchor = root.onset_at or root.sampled_at
     G = nx.MultiGraph()
@@ -249,8 +254,7 @@ def _chain_via_contacts(
         if layer == hops or not fresh:
             continue
         loaded |= fresh
-        for event in store.events_touching(fresh, start=floor, end=now):
-            add_event(G, event, policy)
+        add_spans(G, store.contact_spans(fresh, start=floor, end=now), policy)
         # Downstream reads the isolation of the persons it relaxes from (the fresh ones);
         # upstream that of the neighbours it may step back to.
         needing = [n for n in (G.nodes if up else fresh) if "until" not in G.nodes[n]]
@@ -301,15 +305,18 @@ def chain(
     """
     policy = policy or TracingPolicy()
     hops = hops or policy.max_hops
-    root = store.get_persons([person_id]).get(person_id)
-    if root is None:
-        raise PersonNotFound(person_id)
     direction, via = ChainDirection(direction), ChainVia(via)
-    up = direction is ChainDirection.UP
-    if via is ChainVia.LINKS:
-        members = _chain_via_links(store, person_id, up=up, hops=hops)
-    else:
-        members = _chain_via_contacts(store, root, up=up, hops=hops, policy=policy, now=now)
+
+    def read_chain(reader: GraphReader) -> list[ChainMember]:
+        root = reader.get_persons([person_id]).get(person_id)
+        if root is None:
+            raise PersonNotFound(person_id)
+        up = direction is ChainDirection.UP
+        if via is ChainVia.LINKS:
+            return _chain_via_links(reader, person_id, up=up, hops=hops)
+        return _chain_via_contacts(reader, root, up=up, hops=hops, policy=policy, now=now)
+
+    members = store.read_transaction(read_chain)
     members.sort(key=lambda m: (m.hops, m.reached_at or _BEGINNING, m.person_id))
     return Chain(root_id=person_id, direction=direction, via=via, max_hops=hops, members=members)
 
@@ -334,6 +341,10 @@ def source_candidates(
     CaseNotFound, NoInfectiousWindow
     """
     policy = policy or TracingPolicy()
+    return store.read_transaction(lambda reader: _rank_sources(reader, case_id, policy=policy, now=now))
+
+
+def _rank_sources(store: GraphReader, case_id: str, *, policy: TracingPolicy, now: datetime) -> list[SourceCandidate]:
     case = _get_case(store, case_id)
     anchor = case.onset_at or case.sampled_at
     if anchor is None:
@@ -341,8 +352,8 @@ def source_candidates(
     start = anchor - policy.incubation_look_back
 
     evidence: dict[str, list[tuple[datetime | None, str]]] = defaultdict(list)
-    for event in store.events_touching([case_id], start=start, end=anchor):
-        evidence[event.other(case_id)].append((max(event.start, start), event.id))
+    for span in store.contact_spans([case_id], start=start, end=anchor):
+        evidence[span.b if span.a == case_id else span.a].append((max(span.start, start), span.id))
     for other, key, data in _covisit_edges(store, case_id, start=start, end=anchor):
         evidence[other].append((data["start"], key))
     for link in store.links_to([case_id]):
@@ -352,10 +363,11 @@ def source_candidates(
 
     candidates = set(evidence)
     partners: dict[str, set[str]] = defaultdict(set)
-    for event in store.events_touching(candidates, start=start - policy.incubation_look_back, end=now):
-        for mine in (event.a, event.b):
-            if mine in candidates:
-                partners[mine].add(event.other(mine))
+    for span in store.contact_spans(candidates, start=start - policy.incubation_look_back, end=now):
+        if span.a in candidates:
+            partners[span.a].add(span.b)
+        if span.b in candidates:
+            partners[span.b].add(span.a)
     for link in [*store.links_from(candidates), *store.links_to(candidates)]:
         partners[link.infector].add(link.infectee)
         partners[link.infectee].add(link.infector)

@@ -18,6 +18,7 @@ from graph_models import (
 )
 from tests.builders import at, case, contact, person
 from tracing.store import GraphBatch
+from tracing.store.port import ContactSpan
 
 
 def _sample_batch() -> GraphBatch:
@@ -96,6 +97,39 @@ def test_events_touching_filters_by_overlap_inclusive(store):
     assert [e.id for e in store.events_touching(["C1"], start=at(9, 19, 0, 1), end=at(30))] == []
     assert [e.id for e in store.events_touching(["P1", "P2"])] == ["E3", "E2", "E1"]
     assert store.events_touching(["nobody"]) == []
+
+
+def _as_span(event: ContactEvent) -> ContactSpan:
+    return ContactSpan(event.id, event.a, event.b, event.start, event.end, event.kind.value, event.closeness.value)
+
+
+@pytest.mark.parametrize(
+    ("ids", "start", "end"),
+    [
+        (["C1"], at(9, 19), at(30)),  # the window starts exactly where E1 ends
+        (["C1"], at(1), at(9, 18)),  # ... and ends exactly where E1 starts
+        (["C1"], at(9, 19, 0, 1), at(30)),  # one second too late: nothing
+        (["P1", "P2"], None, None),  # E2 joins P1 and P2: read once
+        (["C1", "P1", "P2", "ghost"], at(8), None),
+        (["nobody"], None, None),
+    ],
+)
+def test_contact_spans_select_what_events_touching_selects(store, ids, start, end):
+    store.apply(_sample_batch())
+    spans = store.contact_spans(ids, start=start, end=end)
+    assert all(isinstance(span, ContactSpan) for span in spans)
+    assert sorted(spans) == sorted(_as_span(e) for e in store.events_touching(ids, start=start, end=end))
+    assert len({span.id for span in spans}) == len(spans)
+
+
+def test_contact_spans_keep_times_kind_and_closeness(store):
+    event = ContactEvent(
+        id="E1", a="A", b="B", start=at(3, 8, 15, 7), end=at(3, 9), kind="vehicle", closeness="general",
+    )
+    store.apply(GraphBatch(events=[event]))
+    (span,) = store.contact_spans(["B"])
+    assert span == ContactSpan("E1", "A", "B", at(3, 8, 15, 7), at(3, 9), "vehicle", "general")
+    assert span.start.tzinfo is not None and span.start.utcoffset().total_seconds() == 0
 
 
 def test_events_may_reference_persons_not_in_store(store):
@@ -194,3 +228,33 @@ def test_large_id_lists_are_chunked(store):
     store.apply(GraphBatch(persons=[Person(id=i) for i in ids], events=[contact(f"E{i}", i, "hub", at(2)) for i in ids]))
     assert len(store.get_persons(ids)) == 2500
     assert len(store.events_touching(ids[:1500])) == 1500
+    assert len(store.contact_spans([*ids[:1500], "hub"])) == 2500
+
+
+def test_read_transaction_offers_the_same_reads(store):
+    store.apply(_sample_batch())
+
+    def read_all(reader):
+        return (
+            reader.get_persons(["C1", "P1"]),
+            reader.isolation_times(["C1", "P1"]),
+            sorted(reader.contact_spans(["C1"], start=at(1))),
+            [e.id for e in reader.events_touching(["P1", "P2"])],
+            reader.derived_for_cases(["C1"]),
+        )
+
+    inside = store.read_transaction(read_all)
+    assert inside == read_all(store)
+    assert inside[0]["C1"].id == "C1" and len(inside[2]) == 2
+
+
+def test_read_transaction_passes_errors_through(store):
+    class Stop(Exception):
+        pass
+
+    def failing(reader):
+        reader.get_persons(["C1"])
+        raise Stop
+
+    with pytest.raises(Stop):
+        store.read_transaction(failing)

@@ -1,8 +1,8 @@
 """Graph stores: the port and its adapters (embedded SQLite by default, Neo4j)."""
 
-from .port import GraphBatch, GraphStore, StoreCounts
+from .port import ContactSpan, GraphBatch, GraphReader, GraphStore, StoreCounts
 
-__all__ = ["GraphBatch", "GraphStore", "StoreCounts", "open_store"]
+__all__ = ["ContactSpan", "GraphBatch", "GraphReader", "GraphStore", "StoreCounts", "open_store"]
 
 
 def open_store(url: str) -> GraphStore:

@@ -48,7 +48,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Any, LiteralString
+from typing import Any, LiteralString, TypeVar
 
 from neo4j import Driver, GraphDatabase, ManagedTransaction, NotificationDisabledClassification
 from neo4j.exceptions import AuthError, Forbidden, ServiceUnavailable
@@ -68,7 +68,7 @@ from graph_models import (
 )
 
 from .codec import from_epoch_us, to_epoch_us
-from .port import GraphBatch, StoreCounts
+from .port import ContactSpan, GraphBatch, StoreCounts
 
 __all__ = ["Neo4jStore", "Neo4jUnavailable"]
 
@@ -76,6 +76,9 @@ __all__ = ["Neo4jStore", "Neo4jUnavailable"]
 _PAGE = 10_000
 #: Relationships (then nodes) deleted per transaction by :meth:`Neo4jStore.wipe`.
 _WIPE_CHUNK = 10_000
+
+
+R = TypeVar("R")
 
 
 class Neo4jUnavailable(ConnectionError):
@@ -252,6 +255,16 @@ WHERE ($end IS NULL OR r.start <= $end) AND ($start IS NULL OR r.end >= $start)
 WITH DISTINCT r
 RETURN r.id AS id, startNode(r).id AS a, endNode(r).id AS b, r.start AS start, r.end AS end, r.kind AS kind,
        r.place_id AS place_id, r.source AS source, r.closeness AS closeness
+"""
+# The same selection as _EVENTS_TOUCHING, only the columns traversals read, collected into one
+# list: Bolt sends every record as its own message, decoded in Python, which cost more than the
+# query itself; one list of lists is one message, unpacked by the Rust extension in one go.
+_CONTACT_SPANS: LiteralString = """
+UNWIND $ids AS pid
+MATCH (:Person {id: pid})-[r:CONTACT]-()
+WHERE ($end IS NULL OR r.start <= $end) AND ($start IS NULL OR r.end >= $start)
+WITH DISTINCT r
+RETURN collect([r.id, startNode(r).id, endNode(r).id, r.start, r.end, r.kind, r.closeness]) AS rows
 """
 _PAGE_EVENTS: LiteralString = """
 MATCH (a:Person)-[r:CONTACT]->(b:Person) WHERE r.id > $after
@@ -453,6 +466,11 @@ def _fetch(tx: ManagedTransaction, query: LiteralString, **params: Any) -> list[
     return list(tx.run(query, params))
 
 
+def _fetch_single(tx: ManagedTransaction, query: LiteralString, **params: Any) -> Any:
+    # For queries that aggregate into one record (see _CONTACT_SPANS).
+    return tx.run(query, params).single(strict=True)[0]
+
+
 def _upsert_events(tx: ManagedTransaction, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         # MERGE on a null key raises; a MATCH on one would silently drop the row.
@@ -504,7 +522,136 @@ def _counts_tx(tx: ManagedTransaction) -> dict[str, int]:
     return {name: _count_tx(tx, query) for name, query in _COUNTS.items()}
 
 
-class Neo4jStore:
+class _KeyedReads:
+    """The store's lookups by key and time window, over whatever runs a query (see subclasses).
+
+    Shared by :class:`Neo4jStore` (a read transaction per call) and
+    :class:`_TransactionReads` (every call inside one transaction).
+    """
+
+    def _read(self, query: LiteralString, **params: Any) -> list[Any]:
+        raise NotImplementedError
+
+    def _read_single(self, query: LiteralString, **params: Any) -> Any:
+        """The only column of the only record of an aggregating query (see _CONTACT_SPANS)."""
+        raise NotImplementedError
+
+    def get_persons(self, person_ids: Iterable[str]) -> dict[str, Person]:
+        ids = _unique(person_ids)
+        if not ids:
+            return {}
+        return {p.id: p for p in (_person(r["props"]) for r in self._read(_GET_PERSONS, ids=ids))}
+
+    def isolation_times(self, person_ids: Iterable[str]) -> dict[str, datetime | None]:
+        ids = _unique(person_ids)
+        if not ids:
+            return {}
+        return {r["id"]: _from_us(r["isolated_at"]) for r in self._read(_ISOLATION_TIMES, ids=ids)}
+
+    def get_places(self, place_ids: Iterable[str]) -> dict[str, Place]:
+        ids = _unique(place_ids)
+        if not ids:
+            return {}
+        return {p.id: p for p in (_place(r["props"]) for r in self._read(_GET_PLACES, ids=ids))}
+
+    def get_events(self, event_ids: Iterable[str]) -> dict[str, ContactEvent]:
+        ids = _unique(event_ids)
+        if not ids:
+            return {}
+        return {r["id"]: _event(r) for r in self._read(_GET_EVENTS, ids=ids)}
+
+    def persons_with_status(self, statuses: Iterable[PersonStatus]) -> list[Person]:
+        values = _unique(PersonStatus(s).value for s in statuses)
+        if not values:
+            return []
+        persons = [_person(r["props"]) for r in self._read(_PERSONS_WITH_STATUS, statuses=values)]
+        return sorted(persons, key=lambda p: p.id)
+
+    def events_touching(
+        self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[ContactEvent]:
+        ids = _unique(person_ids)
+        if not ids:
+            return []
+        events = [_event(r) for r in self._read(_EVENTS_TOUCHING, ids=ids, **_window(start, end))]
+        return sorted(events, key=lambda e: (e.start, e.id))
+
+    def contact_spans(
+        self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[ContactSpan]:
+        ids = _unique(person_ids)
+        if not ids:
+            return []
+        rows = self._read_single(_CONTACT_SPANS, ids=ids, **_window(start, end))
+        return [ContactSpan(r[0], r[1], r[2], _from_us(r[3]), _from_us(r[4]), r[5], r[6]) for r in rows]
+
+    def visits_of(
+        self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Visit]:
+        return self._visits(_VISITS_OF, person_ids, start, end)
+
+    def visits_at(
+        self, place_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Visit]:
+        return self._visits(_VISITS_AT, place_ids, start, end)
+
+    def _visits(
+        self, query: LiteralString, ids: Iterable[str], start: datetime | None, end: datetime | None
+    ) -> list[Visit]:
+        unique = _unique(ids)
+        if not unique:
+            return []
+        visits = [_visit(r) for r in self._read(query, ids=unique, **_window(start, end))]
+        return sorted(visits, key=lambda v: (v.start, v.id))
+
+    def links_from(self, infector_ids: Iterable[str]) -> list[TransmissionLink]:
+        return self._links(_LINKS_FROM, infector_ids)
+
+    def links_to(self, infectee_ids: Iterable[str]) -> list[TransmissionLink]:
+        return self._links(_LINKS_TO, infectee_ids)
+
+    def _links(self, query: LiteralString, ids: Iterable[str]) -> list[TransmissionLink]:
+        unique = _unique(ids)
+        if not unique:
+            return []
+        links = [_link(r) for r in self._read(query, ids=unique)]
+        return sorted(links, key=lambda k: (k.infector, k.infectee))
+
+    def derived_for_case(self, case_id: str) -> list[TracedContact]:
+        contacts = [_derived(r) for r in self._read(_DERIVED_FOR_CASE, case_id=case_id)]
+        return sorted(contacts, key=lambda c: (c.exposed_at, c.person_id))
+
+    def derived_for_cases(self, case_ids: Iterable[str]) -> dict[str, list[TracedContact]]:
+        found: dict[str, list[TracedContact]] = {cid: [] for cid in _unique(case_ids)}
+        if found:
+            for row in self._read(_DERIVED_FOR_CASES, case_ids=list(found)):
+                found[row["case_id"]].append(_derived(row))
+            for contacts in found.values():
+                contacts.sort(key=lambda c: (c.exposed_at, c.person_id))
+        return found
+
+    def cases_deriving(self, person_ids: Iterable[str]) -> set[str]:
+        ids = _unique(person_ids)
+        if not ids:
+            return set()
+        return {r["case_id"] for r in self._read(_CASES_DERIVING, ids=ids)}
+
+
+
+class _TransactionReads(_KeyedReads):
+    """The keyed reads inside one managed read transaction (see :meth:`Neo4jStore.read_transaction`)."""
+
+    def __init__(self, tx: ManagedTransaction) -> None:
+        self._tx = tx
+
+    def _read(self, query: LiteralString, **params: Any) -> list[Any]:
+        return _fetch(self._tx, query, **params)
+
+    def _read_single(self, query: LiteralString, **params: Any) -> Any:
+        return _fetch_single(self._tx, query, **params)
+
+
+class Neo4jStore(_KeyedReads):
     """Graph store in a Neo4j database.
 
     Parameters
@@ -581,6 +728,21 @@ class Neo4jStore:
     def _read(self, query: LiteralString, **params: Any) -> list[Any]:
         with self._session() as session:
             return session.execute_read(_fetch, query, **params)
+
+    def _read_single(self, query: LiteralString, **params: Any) -> Any:
+        with self._session() as session:
+            return session.execute_read(_fetch_single, query, **params)
+
+    def read_transaction(self, fn: Callable[[Any], R]) -> R:
+        """``fn(reader)`` with every keyed read of ``reader`` in one managed read transaction.
+
+        One snapshot and one BEGIN/COMMIT for all of them: a trace makes five
+        reads, and on a 2-CPU machine each transaction's round trips cost about
+        as much client CPU as decoding its rows. ``fn`` may be retried on
+        transient errors, so it must only read and keep no state across calls.
+        """
+        with self._session() as session:
+            return session.execute_read(lambda tx: fn(_TransactionReads(tx)))
 
     def execute_write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(tx, *args, **kwargs)`` in one managed write transaction, for sibling repositories.
@@ -673,38 +835,6 @@ class Neo4jStore:
             while self._write(_count_tx, query, limit=_WIPE_CHUNK):
                 pass
 
-    # --- reads ----------------------------------------------------------------------
-    def get_persons(self, person_ids: Iterable[str]) -> dict[str, Person]:
-        ids = _unique(person_ids)
-        if not ids:
-            return {}
-        return {p.id: p for p in (_person(r["props"]) for r in self._read(_GET_PERSONS, ids=ids))}
-
-    def isolation_times(self, person_ids: Iterable[str]) -> dict[str, datetime | None]:
-        ids = _unique(person_ids)
-        if not ids:
-            return {}
-        return {r["id"]: _from_us(r["isolated_at"]) for r in self._read(_ISOLATION_TIMES, ids=ids)}
-
-    def get_places(self, place_ids: Iterable[str]) -> dict[str, Place]:
-        ids = _unique(place_ids)
-        if not ids:
-            return {}
-        return {p.id: p for p in (_place(r["props"]) for r in self._read(_GET_PLACES, ids=ids))}
-
-    def get_events(self, event_ids: Iterable[str]) -> dict[str, ContactEvent]:
-        ids = _unique(event_ids)
-        if not ids:
-            return {}
-        return {r["id"]: _event(r) for r in self._read(_GET_EVENTS, ids=ids)}
-
-    def persons_with_status(self, statuses: Iterable[PersonStatus]) -> list[Person]:
-        values = _unique(PersonStatus(s).value for s in statuses)
-        if not values:
-            return []
-        persons = [_person(r["props"]) for r in self._read(_PERSONS_WITH_STATUS, statuses=values)]
-        return sorted(persons, key=lambda p: p.id)
-
     def iter_persons(self) -> Iterator[Person]:
         for row in self._pages(_PAGE_PERSONS, "key"):
             yield _person(row["props"])
@@ -712,47 +842,6 @@ class Neo4jStore:
     def iter_places(self) -> Iterator[Place]:
         for row in self._pages(_PAGE_PLACES, "key"):
             yield _place(row["props"])
-
-    def events_touching(
-        self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
-    ) -> list[ContactEvent]:
-        ids = _unique(person_ids)
-        if not ids:
-            return []
-        events = [_event(r) for r in self._read(_EVENTS_TOUCHING, ids=ids, **_window(start, end))]
-        return sorted(events, key=lambda e: (e.start, e.id))
-
-    def visits_of(
-        self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
-    ) -> list[Visit]:
-        return self._visits(_VISITS_OF, person_ids, start, end)
-
-    def visits_at(
-        self, place_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
-    ) -> list[Visit]:
-        return self._visits(_VISITS_AT, place_ids, start, end)
-
-    def _visits(
-        self, query: LiteralString, ids: Iterable[str], start: datetime | None, end: datetime | None
-    ) -> list[Visit]:
-        unique = _unique(ids)
-        if not unique:
-            return []
-        visits = [_visit(r) for r in self._read(query, ids=unique, **_window(start, end))]
-        return sorted(visits, key=lambda v: (v.start, v.id))
-
-    def links_from(self, infector_ids: Iterable[str]) -> list[TransmissionLink]:
-        return self._links(_LINKS_FROM, infector_ids)
-
-    def links_to(self, infectee_ids: Iterable[str]) -> list[TransmissionLink]:
-        return self._links(_LINKS_TO, infectee_ids)
-
-    def _links(self, query: LiteralString, ids: Iterable[str]) -> list[TransmissionLink]:
-        unique = _unique(ids)
-        if not unique:
-            return []
-        links = [_link(r) for r in self._read(query, ids=unique)]
-        return sorted(links, key=lambda k: (k.infector, k.infectee))
 
     def iter_links(self) -> Iterator[TransmissionLink]:
         for row in self._pages(_PAGE_LINKS, "key"):
@@ -766,19 +855,6 @@ class Neo4jStore:
         for row in self._pages(_PAGE_VISITS, "id"):
             yield _visit(row)
 
-    def derived_for_case(self, case_id: str) -> list[TracedContact]:
-        contacts = [_derived(r) for r in self._read(_DERIVED_FOR_CASE, case_id=case_id)]
-        return sorted(contacts, key=lambda c: (c.exposed_at, c.person_id))
-
-    def derived_for_cases(self, case_ids: Iterable[str]) -> dict[str, list[TracedContact]]:
-        found: dict[str, list[TracedContact]] = {cid: [] for cid in _unique(case_ids)}
-        if found:
-            for row in self._read(_DERIVED_FOR_CASES, case_ids=list(found)):
-                found[row["case_id"]].append(_derived(row))
-            for contacts in found.values():
-                contacts.sort(key=lambda c: (c.exposed_at, c.person_id))
-        return found
-
     def iter_derived(self) -> Iterator[tuple[TracedContact, datetime]]:
         # Ordered by key, i.e. by (case, person): each case's relations come together.
         after = ""
@@ -790,12 +866,6 @@ class Neo4jStore:
             if len(rows) < self.page_size:
                 return
             after = rows[-1]["key"]
-
-    def cases_deriving(self, person_ids: Iterable[str]) -> set[str]:
-        ids = _unique(person_ids)
-        if not ids:
-            return set()
-        return {r["case_id"] for r in self._read(_CASES_DERIVING, ids=ids)}
 
     def counts(self) -> StoreCounts:
         with self._session() as session:

@@ -7,10 +7,10 @@ Every write verb is atomic: a batch is written whole or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from graph_models import (
     ContactEvent,
@@ -21,6 +21,8 @@ from graph_models import (
     TransmissionLink,
     Visit,
 )
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -41,6 +43,24 @@ class GraphBatch:
         return len(self.persons) + len(self.places) + len(self.events) + len(self.visits) + len(self.links)
 
 
+class ContactSpan(NamedTuple):
+    """A contact event reduced to what traversals read, without building a model object.
+
+    Traversals load hundreds to thousands of events per query; a plain tuple
+    costs a fraction of a validated (or even constructed) :class:`ContactEvent`.
+    ``start`` and ``end`` are aware UTC datetimes; ``kind`` and ``closeness``
+    are the stored enum values (``ContactKind`` / ``Closeness`` strings).
+    """
+
+    id: str
+    a: str
+    b: str
+    start: datetime
+    end: datetime
+    kind: str
+    closeness: str
+
+
 @dataclass(frozen=True)
 class StoreCounts:
     persons: int
@@ -52,24 +72,13 @@ class StoreCounts:
 
 
 @runtime_checkable
-class GraphStore(Protocol):
-    """A contact graph behind a small set of verbs.
+class GraphReader(Protocol):
+    """The store's lookups by key and time window: what an algorithm reads.
 
     Time-window filters select records whose interval *overlaps*
     ``[start, end]`` (both inclusive); ``None`` leaves that side open.
     """
 
-    # --- writes (each call is one transaction) ---------------------------------
-    def apply(self, batch: GraphBatch) -> None:
-        """Upsert everything in ``batch`` atomically; on any error nothing is written."""
-
-    def delete_events(self, event_ids: Sequence[str]) -> int:
-        """Remove contact events by id; returns how many existed."""
-
-    def replace_derived(self, case_id: str, contacts: Sequence[TracedContact], derived_at: datetime) -> None:
-        """Replace all derived relations of ``case_id`` with ``contacts`` atomically."""
-
-    # --- reads -------------------------------------------------------------------
     def get_persons(self, person_ids: Iterable[str]) -> dict[str, Person]:
         """Persons by id; unknown ids are absent from the result."""
 
@@ -78,14 +87,22 @@ class GraphStore(Protocol):
 
     def get_places(self, place_ids: Iterable[str]) -> dict[str, Place]: ...
 
-    def persons_with_status(self, statuses: Iterable[PersonStatus]) -> list[Person]: ...
+    def get_events(self, event_ids: Iterable[str]) -> dict[str, ContactEvent]: ...
 
-    def iter_persons(self) -> Iterator[Person]: ...
+    def persons_with_status(self, statuses: Iterable[PersonStatus]) -> list[Person]: ...
 
     def events_touching(
         self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
     ) -> list[ContactEvent]:
         """Contact events with either end in ``person_ids`` overlapping the window, ordered by start."""
+
+    def contact_spans(
+        self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[ContactSpan]:
+        """The events :meth:`events_touching` selects, as :class:`ContactSpan` tuples, in no particular order.
+
+        The read traversals use: each event once, however many of ``person_ids`` it touches.
+        """
 
     def visits_of(
         self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
@@ -99,19 +116,6 @@ class GraphStore(Protocol):
 
     def links_to(self, infectee_ids: Iterable[str]) -> list[TransmissionLink]: ...
 
-    def iter_links(self) -> Iterator[TransmissionLink]: ...
-
-    def iter_events(self) -> Iterator[ContactEvent]: ...
-
-    def iter_places(self) -> Iterator[Place]: ...
-
-    def iter_visits(self) -> Iterator[Visit]: ...
-
-    def get_events(self, event_ids: Iterable[str]) -> dict[str, ContactEvent]: ...
-
-    def iter_derived(self) -> Iterator[tuple[TracedContact, datetime]]:
-        """Every stored derived relation with the time it was derived (for migrations and exports)."""
-
     def derived_for_case(self, case_id: str) -> list[TracedContact]:
         """The derived relations stored for ``case_id``, ordered by exposure time, then person id."""
 
@@ -120,6 +124,43 @@ class GraphStore(Protocol):
 
     def cases_deriving(self, person_ids: Iterable[str]) -> set[str]:
         """Ids of cases whose derived relations mention any of ``person_ids`` (as source or target)."""
+
+
+@runtime_checkable
+class GraphStore(GraphReader, Protocol):
+    """A contact graph behind a small set of verbs: the reads of :class:`GraphReader`, and these."""
+
+    # --- writes (each call is one transaction) ---------------------------------
+    def apply(self, batch: GraphBatch) -> None:
+        """Upsert everything in ``batch`` atomically; on any error nothing is written."""
+
+    def delete_events(self, event_ids: Sequence[str]) -> int:
+        """Remove contact events by id; returns how many existed."""
+
+    def replace_derived(self, case_id: str, contacts: Sequence[TracedContact], derived_at: datetime) -> None:
+        """Replace all derived relations of ``case_id`` with ``contacts`` atomically."""
+
+    # --- reads -------------------------------------------------------------------
+    def read_transaction(self, fn: Callable[[GraphReader], R]) -> R:
+        """``fn(reader)``, the reads of ``reader`` grouped into one read transaction where that saves round trips.
+
+        For an algorithm that makes several dependent reads (a trace makes
+        five). ``fn`` must only read and must not keep state between calls: a
+        server backend may run it again after a transient error.
+        """
+
+    def iter_persons(self) -> Iterator[Person]: ...
+
+    def iter_places(self) -> Iterator[Place]: ...
+
+    def iter_events(self) -> Iterator[ContactEvent]: ...
+
+    def iter_visits(self) -> Iterator[Visit]: ...
+
+    def iter_links(self) -> Iterator[TransmissionLink]: ...
+
+    def iter_derived(self) -> Iterator[tuple[TracedContact, datetime]]:
+        """Every stored derived relation with the time it was derived (for migrations and exports)."""
 
     def counts(self) -> StoreCounts: ...
 

@@ -12,9 +12,10 @@ import json
 import sqlite3
 import threading
 from contextlib import contextmanager
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from graph_models import (
     Closeness,
@@ -31,7 +32,9 @@ from graph_models import (
 )
 
 from .codec import from_epoch_us, to_epoch_us
-from .port import GraphBatch, StoreCounts
+from .port import ContactSpan, GraphBatch, StoreCounts
+
+R = TypeVar("R")
 
 # SQLite's default limit on bound parameters is 32766; stay well below it.
 _CHUNK = 900
@@ -124,6 +127,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 _EVENT_COLUMNS = 'id, a, b, start, "end", kind, place_id, source, closeness'
 _VISIT_COLUMNS = 'id, person_id, place_id, start, "end"'
+_SPAN_COLUMNS = 'id, a, b, start, "end", kind, closeness'
 _DERIVED_COLUMNS = "case_id, person_id, contact_class, source_id, exposed_at, evidence, exposure_count"
 
 
@@ -364,6 +368,33 @@ class SQLiteStore:
                 if row[0] not in seen:
                     seen[row[0]] = _event(row)
         return sorted(seen.values(), key=lambda e: (e.start, e.id))
+
+    def read_transaction(self, fn: Callable[[SQLiteStore], R]) -> R:
+        """``fn(self)``: a local read costs no round trip, so there is nothing to group.
+
+        Each read inside is its own statement (as outside); the grouping, and
+        the single snapshot, matter for servers (see ``Neo4jStore.read_transaction``).
+        """
+        return fn(self)
+
+    def contact_spans(
+        self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[ContactSpan]:
+        window, window_params = _window_sql(start, end)
+        rows: dict[str, tuple] = {}
+        for chunk in _chunks(person_ids):
+            marks = _marks(len(chunk))
+            # UNION ALL, not UNION: the dict below drops the duplicates (an event between two
+            # of the persons asked) without SQLite sorting every row to find them.
+            sql = (
+                f"SELECT {_SPAN_COLUMNS} FROM contact_events WHERE a IN ({marks}){window} "
+                f"UNION ALL SELECT {_SPAN_COLUMNS} FROM contact_events WHERE b IN ({marks}){window}"
+            )
+            rows.update((row[0], row) for row in self._query(sql, [*chunk, *window_params, *chunk, *window_params]))
+        return [
+            ContactSpan(row[0], row[1], row[2], _from_us(row[3]), _from_us(row[4]), row[5], row[6])
+            for row in rows.values()
+        ]
 
     def _visits_by(self, column: str, ids: Iterable[str], start: datetime | None, end: datetime | None) -> list[Visit]:
         window, window_params = _window_sql(start, end)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 import networkx as nx
@@ -9,9 +10,10 @@ import networkx as nx
 from graph_models import Closeness, ContactClass, ContactEvent, Person, TracedContact, TracingPolicy
 
 from ..errors import CaseNotFound, NoInfectiousWindow
+from ..store.port import ContactSpan
 from .temporal import evidence_path, iter_downstream_layers
 
-__all__ = ["classify_contacts", "infectious_window", "is_close_event", "add_event"]
+__all__ = ["classify_contacts", "infectious_window", "is_close_event", "close_span_rule", "add_event", "add_spans"]
 
 
 def infectious_window(person: Person, *, policy: TracingPolicy, now: datetime) -> tuple[datetime, datetime]:
@@ -42,9 +44,29 @@ def is_close_event(event: ContactEvent, policy: TracingPolicy) -> bool:
     )
 
 
+def close_span_rule(policy: TracingPolicy) -> Callable[[ContactSpan], bool]:
+    """:func:`is_close_event` for :class:`ContactSpan` tuples, with the policy's sets resolved once."""
+    close = Closeness.CLOSE.value
+    kinds = frozenset(kind.value for kind in policy.close_kinds)
+    minimum = policy.min_close_duration
+
+    def is_close(span: ContactSpan) -> bool:
+        return span.closeness == close and span.kind in kinds and span.end - span.start >= minimum
+
+    return is_close
+
+
 def add_event(G: nx.MultiGraph, event: ContactEvent, policy: TracingPolicy) -> None:
     """Add ``event`` to ``G`` in the shape :mod:`tracing.traversal.temporal` expects."""
     G.add_edge(event.a, event.b, key=event.id, start=event.start, end=event.end, usable=is_close_event(event, policy))
+
+
+def add_spans(G: nx.MultiGraph, spans: Iterable[ContactSpan], policy: TracingPolicy) -> None:
+    """Add contact events read as spans to ``G``, like :func:`add_event` does for one event."""
+    is_close = close_span_rule(policy)
+    G.add_edges_from(
+        (span.a, span.b, span.id, {"start": span.start, "end": span.end, "usable": is_close(span)}) for span in spans
+    )
 
 
 def _overlaps(data: dict, start: datetime, end: datetime) -> bool:
