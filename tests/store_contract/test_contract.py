@@ -258,3 +258,53 @@ def test_read_transaction_passes_errors_through(store):
 
     with pytest.raises(Stop):
         store.read_transaction(failing)
+
+
+def _listing_batch() -> GraphBatch:
+    regions = {
+        "A1": "11", "A2": "1101", "A3": "110105", "A4": "12", "A5": "111",
+        "B1": "KR/Seoul", "B2": "KR/Seoul/Gangnam-gu", "B3": "KR/Seoulite", "B4": "kr/seoul/x", "B5": None,
+    }
+    persons = []
+    for i, (pid, region) in enumerate(sorted(regions.items())):
+        status = PersonStatus.CONFIRMED if i % 3 == 0 else PersonStatus.NONE
+        persons.append(person(pid, region=region, status=status, reported_at=at(1 + i) if i % 2 == 0 else None))
+    # An event endpoint that is not a person record must never be listed.
+    return GraphBatch(persons=persons, events=[contact("E1", "A1", "ghost", at(3))])
+
+
+@pytest.mark.parametrize(
+    ("region", "expected"),
+    [
+        (None, ["A1", "A2", "A3", "A4", "A5", "B1", "B2", "B3", "B4", "B5"]),
+        ("11", ["A1", "A2", "A3", "A5"]),  # digit codes nest by prefix
+        ("1101", ["A2", "A3"]),
+        ("KR/Seoul", ["B1", "B2"]),  # paths nest by whole segments, case-sensitive
+        ("KR/Seoul/", ["B1", "B2"]),
+        ("KR", ["B1", "B2", "B3"]),
+        ("13", []),
+    ],
+)
+def test_find_persons_by_region_subtree(store, region, expected):
+    store.apply(_listing_batch())
+    assert [p.id for p in store.find_persons(region=region, limit=50)] == expected
+
+
+def test_find_persons_filters_combine_and_page_by_id(store):
+    store.apply(_listing_batch())
+    everyone = store.find_persons(limit=50)
+    confirmed = [p.id for p in everyone if p.status is PersonStatus.CONFIRMED]
+    assert confirmed and [p.id for p in store.find_persons(statuses=[PersonStatus.CONFIRMED])] == confirmed
+    assert store.find_persons(statuses=[]) == []
+    reported = [p.id for p in everyone if p.reported_at is not None and at(3) <= p.reported_at <= at(7)]
+    assert reported and [p.id for p in store.find_persons(reported_since=at(3), reported_until=at(7))] == reported
+    both = [p.id for p in everyone if p.status is PersonStatus.CONFIRMED and p.region and p.region.startswith("KR/")]
+    assert [p.id for p in store.find_persons(region="KR", statuses=["confirmed"])] == both
+
+    pages, after = [], None
+    while page := store.find_persons(after=after, limit=3):
+        pages.append([p.id for p in page])
+        after = page[-1].id
+    assert pages == [["A1", "A2", "A3"], ["A4", "A5", "B1"], ["B2", "B3", "B4"], ["B5"]]
+    assert store.find_persons(region="11", after="A2", limit=1)[0].id == "A3"
+    assert everyone[0] == store.get_persons(["A1"])["A1"]

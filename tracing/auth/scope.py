@@ -12,6 +12,7 @@ belong to a subtree.
 
 from __future__ import annotations
 
+from ..store.port import region_subtree_bounds
 from .models import Role, User
 
 __all__ = ["in_region", "region_filter", "sees_all"]
@@ -27,11 +28,8 @@ def in_region(scope: str | None, region: str | None) -> bool:
         return True
     if not region:
         return False
-    if region == scope:
-        return True
-    if scope.isdigit():
-        return region.startswith(scope)
-    return region.startswith(scope.rstrip("/") + "/")
+    exact, prefix = region_subtree_bounds(scope)
+    return region == exact or region.startswith(prefix)
 
 
 def region_filter(user: User) -> str | None:

@@ -68,7 +68,7 @@ from graph_models import (
 )
 
 from .codec import from_epoch_us, to_epoch_us
-from .port import ContactSpan, GraphBatch, StoreCounts
+from .port import ContactSpan, GraphBatch, StoreCounts, region_subtree_bounds
 
 __all__ = ["Neo4jStore", "Neo4jUnavailable"]
 
@@ -222,6 +222,20 @@ UNWIND $ids AS pid
 MATCH (n:Person {id: pid}) WHERE n.record = true
 RETURN n.id AS id, n.isolated_at AS isolated_at
 """
+# One keyset page of a filtered listing. Without a status filter the id index is walked in order
+# and filtered (a page stops after $limit matches); with one, the status index gives the few
+# cases among a million persons, sorted afterwards.
+_FIND_PERSONS_FILTER: LiteralString = """
+WHERE n.id > $after AND n.record = true
+  AND ($exact IS NULL OR n.region = $exact OR n.region STARTS WITH $prefix)
+  AND ($since IS NULL OR n.reported_at >= $since) AND ($until IS NULL OR n.reported_at <= $until)
+RETURN properties(n) AS props ORDER BY n.id LIMIT $limit
+"""
+_FIND_PERSONS: LiteralString = "MATCH (n:Person) USING INDEX n:Person(id)" + _FIND_PERSONS_FILTER
+_FIND_PERSONS_WITH_STATUS: LiteralString = """
+UNWIND $statuses AS status
+MATCH (n:Person {status: status}) USING INDEX n:Person(status)
+WITH n""" + _FIND_PERSONS_FILTER
 _GET_PLACES: LiteralString = """
 UNWIND $ids AS pid
 MATCH (n:Place {id: pid}) WHERE n.record = true
@@ -547,6 +561,28 @@ class _KeyedReads:
         if not ids:
             return {}
         return {r["id"]: _from_us(r["isolated_at"]) for r in self._read(_ISOLATION_TIMES, ids=ids)}
+
+    def find_persons(
+        self,
+        *,
+        region: str | None = None,
+        statuses: Iterable[PersonStatus] | None = None,
+        reported_since: datetime | None = None,
+        reported_until: datetime | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Person]:
+        exact, prefix = region_subtree_bounds(region) if region is not None else (None, None)
+        params = {
+            "after": after or "", "exact": exact, "prefix": prefix, "limit": limit,
+            "since": _to_us(reported_since), "until": _to_us(reported_until),
+        }
+        if statuses is None:
+            rows = self._read(_FIND_PERSONS, **params)
+        else:
+            values = _unique(PersonStatus(s).value for s in statuses)
+            rows = self._read(_FIND_PERSONS_WITH_STATUS, statuses=values, **params) if values else []
+        return [_person(r["props"]) for r in rows]
 
     def get_places(self, place_ids: Iterable[str]) -> dict[str, Place]:
         ids = _unique(place_ids)

@@ -25,6 +25,21 @@ from graph_models import (
 R = TypeVar("R")
 
 
+def region_subtree_bounds(region: str) -> tuple[str, str]:
+    """``(exact, prefix)``: a region lies in ``region``'s subtree if it equals ``exact`` or starts with ``prefix``.
+
+    Region codes are hierarchical: all-digit administrative codes (``11`` ⊃
+    ``1101`` ⊃ ``110105``) nest by prefix; other codes are paths
+    (``KR/Seoul`` ⊃ ``KR/Seoul/Gangnam-gu``) and nest by whole segments, so
+    ``KR/Seoul`` does not contain ``KR/Seoulite``. The same rule as
+    :func:`tracing.auth.scope.in_region`, in a form stores can index.
+    """
+    if region.isdigit():
+        return region, region
+    base = region.rstrip("/") or region  # "KR/Seoul/" names the same region as "KR/Seoul"
+    return base, base + "/"
+
+
 @dataclass
 class GraphBatch:
     """Everything one atomic write puts into the graph (upserts by key).
@@ -84,6 +99,24 @@ class GraphReader(Protocol):
 
     def isolation_times(self, person_ids: Iterable[str]) -> dict[str, datetime | None]:
         """``isolated_at`` of the given persons (unknown ids absent): what traversals need, cheaply."""
+
+    def find_persons(
+        self,
+        *,
+        region: str | None = None,
+        statuses: Iterable[PersonStatus] | None = None,
+        reported_since: datetime | None = None,
+        reported_until: datetime | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Person]:
+        """Up to ``limit`` persons with an id greater than ``after``, in id order, matching every filter given.
+
+        One keyset page of a listing. ``region`` selects a subtree of the
+        region hierarchy (see :func:`region_subtree_bounds`); ``statuses`` any
+        of those statuses; ``reported_since`` / ``reported_until`` bound
+        ``reported_at`` (inclusive; persons without it are left out).
+        """
 
     def get_places(self, place_ids: Iterable[str]) -> dict[str, Place]: ...
 

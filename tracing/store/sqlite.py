@@ -32,7 +32,7 @@ from graph_models import (
 )
 
 from .codec import from_epoch_us, to_epoch_us
-from .port import ContactSpan, GraphBatch, StoreCounts
+from .port import ContactSpan, GraphBatch, StoreCounts, region_subtree_bounds
 
 R = TypeVar("R")
 
@@ -322,6 +322,36 @@ class SQLiteStore:
             sql = f"SELECT id, isolated_at FROM persons WHERE id IN ({_marks(len(chunk))})"
             found.update((pid, _from_us(at)) for pid, at in self._query(sql, chunk))
         return found
+
+    def find_persons(
+        self,
+        *,
+        region: str | None = None,
+        statuses: Iterable[PersonStatus] | None = None,
+        reported_since: datetime | None = None,
+        reported_until: datetime | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Person]:
+        # Walks the primary key in id order and filters: a page stops after ``limit`` matches.
+        clauses, params = ["id > ?"], [after or ""]
+        if region is not None:
+            exact, prefix = region_subtree_bounds(region)
+            # substr, not LIKE: LIKE ignores ASCII case, and region codes are case-sensitive.
+            clauses.append("(region = ? OR substr(region, 1, ?) = ?)")
+            params += [exact, len(prefix), prefix]
+        if statuses is not None:
+            values = [PersonStatus(s).value for s in statuses]
+            clauses.append(f"status IN ({_marks(len(values))})" if values else "0")
+            params += values
+        if reported_since is not None:
+            clauses.append("reported_at >= ?")
+            params.append(_to_us(reported_since))
+        if reported_until is not None:
+            clauses.append("reported_at <= ?")
+            params.append(_to_us(reported_until))
+        sql = f"SELECT doc FROM persons WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?"
+        return [Person.model_validate_json(doc) for (doc,) in self._query(sql, [*params, limit])]
 
     def get_places(self, place_ids: Iterable[str]) -> dict[str, Place]:
         found: dict[str, Place] = {}
