@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from graph_models import ContactClass, Person, Place, TracedContact, Visit
+from graph_models import ContactClass, Person, Place, Visit
 from graph_models.deadlines import (
     Alert,
     AlertSeverity,
@@ -39,6 +39,7 @@ from graph_models.deadlines import (
     TrackedPerson,
 )
 
+from ..store.port import ContactRef
 from .repository import Clock, DirtyMark, EvaluationWrite, MilestoneUpdate, Tracked
 from .rows import dt, us
 
@@ -78,7 +79,7 @@ class Facts:
     investigation: Investigation
     milestones: list[Clock]
     case: Person | None = None
-    contacts: list[TracedContact] = field(default_factory=list)
+    contacts: list[ContactRef] = field(default_factory=list)
     persons: dict[str, Person] = field(default_factory=dict)
     case_visits: list[Visit] = field(default_factory=list)
     places: dict[str, Place] = field(default_factory=dict)
@@ -315,7 +316,7 @@ _Outcome = tuple[bool, str, list, int | None]
 
 
 def _contacts_outcome(
-    facts: Facts, persons: list[TracedContact], *, policy: DeadlinePolicy, now: datetime, what: str,
+    facts: Facts, persons: list[ContactRef], *, policy: DeadlinePolicy, now: datetime, what: str,
     check, empty_ok: bool, lacking: str = "incomplete",
 ) -> _Outcome:
     if not persons and not empty_ok:
@@ -383,11 +384,11 @@ def _full(facts: Facts, policy: DeadlinePolicy, now: datetime) -> _Outcome:
     return True, f"case information and all {len(general)} general contacts complete", [], None
 
 
-def _transfer(facts: Facts, required: list[TracedContact], policy: DeadlinePolicy, now: datetime) -> _Outcome:
+def _transfer(facts: Facts, required: list[ContactRef], policy: DeadlinePolicy, now: datetime) -> _Outcome:
     arrived_times = []
     isolation = facts.isolation
 
-    def check(contact: TracedContact) -> list[str]:
+    def check(contact: ContactRef) -> list[str]:
         arrival = isolation.get(contact.person_id)
         if arrival is None or arrival.arrived_at > now:
             return ["isolation_arrival"]
@@ -441,7 +442,7 @@ def _finish(stored: Clock, outcome: _Outcome, *, change_time: int, now: int) -> 
     return ClockResult(stored, state, met_at, summary, gaps)
 
 
-def _facts_change_at(facts: Facts, required: list[TracedContact], now: datetime) -> int | None:
+def _facts_change_at(facts: Facts, required: list[ContactRef], now: datetime) -> int | None:
     """The earliest time after ``now`` at which a recorded, future-dated fact of this investigation takes effect."""
     times = [a.arrived_at for a in facts.arrivals if a.arrived_at > now]
     declared = facts.investigation.no_contacts_declared_at

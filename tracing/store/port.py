@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from graph_models import (
+    ContactClass,
     ContactEvent,
     Person,
     PersonStatus,
@@ -39,6 +40,13 @@ class GraphBatch:
 
     def __len__(self) -> int:
         return len(self.persons) + len(self.places) + len(self.events) + len(self.visits) + len(self.links)
+
+
+class ContactRef(NamedTuple):
+    """A stored derived relation reduced to who and in which class (what the deadline sweep reads)."""
+
+    person_id: str
+    contact_class: ContactClass
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,10 @@ class GraphStore(Protocol):
 
     def derived_for_cases(self, case_ids: Iterable[str]) -> dict[str, list[TracedContact]]:
         """:meth:`derived_for_case` of many cases in one go (every given id is a key, maybe empty)."""
+
+    def contact_refs_for_cases(self, case_ids: Iterable[str]) -> dict[str, list[ContactRef]]:
+        """:meth:`derived_for_cases` reduced to person and class, in the same order, without decoding
+        evidence or building models (the deadline sweep reads thousands per tick)."""
 
     def cases_deriving(self, person_ids: Iterable[str]) -> set[str]:
         """Ids of cases whose derived relations mention any of ``person_ids`` (as source or target)."""
