@@ -15,6 +15,7 @@ pydantic models are built only for output (alerts, :attr:`InvestigationEvaluatio
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -228,14 +229,25 @@ def missing_groups(person: Person | None, groups: tuple[tuple[str, ...], ...]) -
     """Labels (``"id_number|phone"``) of the requirement groups ``person`` does not satisfy."""
     if person is None:
         return ["person_record"]
+    values = person.__dict__  # plain loops and dict reads: this runs for every contact of every swept investigation
     missing = []
-    for group in groups:  # plain loops: this runs for every contact of every swept investigation
+    for group in groups:
         for name in group:
-            if _has(person, name):
+            if name in values:  # a plain field (``location`` and ``attr:…`` are not)
+                value = values[name]
+                if value is not None and value != "":
+                    break
+            elif _has(person, name):
                 break
         else:
-            missing.append("|".join(group))
+            label = _LABELS.get(group)
+            if label is None:
+                label = _LABELS[group] = "|".join(group)
+            missing.append(label)
     return missing
+
+
+_LABELS: dict[tuple[str, ...], str] = {}
 
 
 def trajectory_window(case: Person, investigation: Investigation, policy: DeadlinePolicy) -> tuple[datetime, datetime] | None:
@@ -252,6 +264,8 @@ def trajectory_window(case: Person, investigation: Investigation, policy: Deadli
 def uncovered_days(visits: list[Visit], start: datetime, end: datetime, offset: timedelta) -> list[date]:
     """Calendar days (at UTC ``offset``) of ``[start, end]`` that no visit overlaps."""
     first, last = (start + offset).date(), (end + offset).date()
+    if not visits:
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
     covered: set[date] = set()
     for v in visits:
         lo, hi = max(v.start, start), min(v.end, end)
@@ -287,9 +301,16 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 def reason_json(summary: str, gaps: list[tuple[str | None, str, list[str]]]) -> str:
     """``MilestoneReason(summary, gaps).model_dump_json()``, byte for byte, from plain values."""
+    if not gaps:  # met clocks: few distinct summaries, each encoded once
+        return _reason_without_gaps(summary)
     return _dumps({
         "summary": summary, "gaps": [{"person_id": p, "role": r, "missing": m} for p, r, m in gaps]
     })
+
+
+@functools.lru_cache(maxsize=4096)
+def _reason_without_gaps(summary: str) -> str:
+    return _dumps({"summary": summary, "gaps": []})
 
 
 def _reason_model(summary: str, gaps: list[tuple[str | None, str, list[str]]]) -> MilestoneReason:
@@ -521,9 +542,9 @@ def evaluate_facts(facts: Facts, *, policy: DeadlinePolicy, now: datetime) -> In
         results.append(_finish(m, outcome, change_time=change_time, now=now_us))
 
     # Personal transfer clocks: one per late-discovered person who must be centrally isolated.
-    duration = policy.hours_for(inv.region).of(MilestoneKind.TRANSFER)
     required_ids = {c.person_id: c for c in required}
     fresh_ids: set[str] = set()
+    duration = policy.hours_for(inv.region).of(MilestoneKind.TRANSFER) if required_ids else None
     if inv.kind is InvestigationKind.CASE and duration is not None and required_ids:
         clock_start = us(inv.clock_start_at)
         for pid in sorted(required_ids):
