@@ -91,3 +91,30 @@ def test_wipe_removes_deadline_data_and_keeps_the_schema(make_story):
     assert {"dl_alert_key", "dl_alert_seq", "dl_milestone_id", "dl_investigation_case"} <= story.store.execute_read(
         constraints
     )
+
+
+def test_a_write_planned_from_stale_clocks_is_refused_and_the_others_apply(make_story):
+    """Two sweeps that read the same clocks: the first to write wins, the other's write of that
+    investigation is refused whole (no alert, dirty mark kept), and the other investigations still apply."""
+    from tracing.deadlines import engine
+    from tracing.deadlines.service import load_facts
+
+    story = make_story()
+    story.write(t(9), persons=[CASE, CASE.model_copy(update={"id": "P9"})])
+    ids = [INV, "inv:P9"]
+    dirty = story.repo.dirty_marks(limit=10)
+    facts, _ = load_facts(story.store, story.repo, ids, policy=story.policy, dirty=dirty)
+    stale = [engine.plan_write(facts[i], engine.evaluate_facts(facts[i], policy=story.policy, now=t(10, 30)))
+             for i in ids]
+    assert all(w.updates and w.alerts for w in stale)
+    # Another sweep gets in first for P0 only: its clocks move on.
+    first_alerts, refused = story.repo.apply_evaluations(stale[:1])
+    assert first_alerts and not refused
+    story.repo.mark_dirty([INV], t(10, 31))
+    alerts, refused = story.repo.apply_evaluations(stale)
+    assert set(refused) == {INV} and "changed since it was read" in refused[INV]
+    assert {a.investigation_id for a in alerts} == {"inv:P9"} and all(a.seq for a in alerts)
+    assert story.repo.dirty_marks(limit=10).keys() == {INV}
+    stored = story.repo.alerts()
+    assert sorted(a.key for a in stored) == sorted(a.key for a in [*first_alerts, *alerts])
+    assert [a.seq for a in stored] == sorted(a.seq for a in [*first_alerts, *alerts])

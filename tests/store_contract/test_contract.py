@@ -221,6 +221,11 @@ def test_derived_for_many_cases_matches_one_by_one(store):
     assert list(batched) == ["C2", "C1", "nobody"]
     assert batched["C1"] == store.derived_for_case("C1") and [c.person_id for c in batched["C1"]] == ["P2", "P1"]
     assert batched["C2"] == store.derived_for_case("C2") and batched["nobody"] == []
+    refs = store.contact_refs_for_cases(["C2", "C1", "nobody", "C1"])
+    assert list(refs) == ["C2", "C1", "nobody"]
+    assert {case_id: [(c.person_id, c.contact_class) for c in contacts] for case_id, contacts in refs.items()} == {
+        "C2": [("P3", ContactClass.CLOSE)], "C1": [("P2", ContactClass.GENERAL), ("P1", ContactClass.CLOSE)], "nobody": [],
+    }
 
 
 def test_large_id_lists_are_chunked(store):

@@ -15,11 +15,12 @@ pydantic models are built only for output (alerts, :attr:`InvestigationEvaluatio
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from graph_models import ContactClass, Person, Place, TracedContact, Visit
+from graph_models import ContactClass, Person, Place, Visit
 from graph_models.deadlines import (
     Alert,
     AlertSeverity,
@@ -39,6 +40,7 @@ from graph_models.deadlines import (
     TrackedPerson,
 )
 
+from ..store.port import ContactRef
 from .repository import Clock, DirtyMark, EvaluationWrite, MilestoneUpdate, Tracked
 from .rows import dt, us
 
@@ -78,7 +80,7 @@ class Facts:
     investigation: Investigation
     milestones: list[Clock]
     case: Person | None = None
-    contacts: list[TracedContact] = field(default_factory=list)
+    contacts: list[ContactRef] = field(default_factory=list)
     persons: dict[str, Person] = field(default_factory=dict)
     case_visits: list[Visit] = field(default_factory=list)
     places: dict[str, Place] = field(default_factory=dict)
@@ -227,14 +229,25 @@ def missing_groups(person: Person | None, groups: tuple[tuple[str, ...], ...]) -
     """Labels (``"id_number|phone"``) of the requirement groups ``person`` does not satisfy."""
     if person is None:
         return ["person_record"]
+    values = person.__dict__  # plain loops and dict reads: this runs for every contact of every swept investigation
     missing = []
-    for group in groups:  # plain loops: this runs for every contact of every swept investigation
+    for group in groups:
         for name in group:
-            if _has(person, name):
+            if name in values:  # a plain field (``location`` and ``attr:…`` are not)
+                value = values[name]
+                if value is not None and value != "":
+                    break
+            elif _has(person, name):
                 break
         else:
-            missing.append("|".join(group))
+            label = _LABELS.get(group)
+            if label is None:
+                label = _LABELS[group] = "|".join(group)
+            missing.append(label)
     return missing
+
+
+_LABELS: dict[tuple[str, ...], str] = {}
 
 
 def trajectory_window(case: Person, investigation: Investigation, policy: DeadlinePolicy) -> tuple[datetime, datetime] | None:
@@ -251,6 +264,8 @@ def trajectory_window(case: Person, investigation: Investigation, policy: Deadli
 def uncovered_days(visits: list[Visit], start: datetime, end: datetime, offset: timedelta) -> list[date]:
     """Calendar days (at UTC ``offset``) of ``[start, end]`` that no visit overlaps."""
     first, last = (start + offset).date(), (end + offset).date()
+    if not visits:
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
     covered: set[date] = set()
     for v in visits:
         lo, hi = max(v.start, start), min(v.end, end)
@@ -286,9 +301,16 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 def reason_json(summary: str, gaps: list[tuple[str | None, str, list[str]]]) -> str:
     """``MilestoneReason(summary, gaps).model_dump_json()``, byte for byte, from plain values."""
+    if not gaps:  # met clocks: few distinct summaries, each encoded once
+        return _reason_without_gaps(summary)
     return _dumps({
         "summary": summary, "gaps": [{"person_id": p, "role": r, "missing": m} for p, r, m in gaps]
     })
+
+
+@functools.lru_cache(maxsize=4096)
+def _reason_without_gaps(summary: str) -> str:
+    return _dumps({"summary": summary, "gaps": []})
 
 
 def _reason_model(summary: str, gaps: list[tuple[str | None, str, list[str]]]) -> MilestoneReason:
@@ -315,7 +337,7 @@ _Outcome = tuple[bool, str, list, int | None]
 
 
 def _contacts_outcome(
-    facts: Facts, persons: list[TracedContact], *, policy: DeadlinePolicy, now: datetime, what: str,
+    facts: Facts, persons: list[ContactRef], *, policy: DeadlinePolicy, now: datetime, what: str,
     check, empty_ok: bool, lacking: str = "incomplete",
 ) -> _Outcome:
     if not persons and not empty_ok:
@@ -383,11 +405,11 @@ def _full(facts: Facts, policy: DeadlinePolicy, now: datetime) -> _Outcome:
     return True, f"case information and all {len(general)} general contacts complete", [], None
 
 
-def _transfer(facts: Facts, required: list[TracedContact], policy: DeadlinePolicy, now: datetime) -> _Outcome:
+def _transfer(facts: Facts, required: list[ContactRef], policy: DeadlinePolicy, now: datetime) -> _Outcome:
     arrived_times = []
     isolation = facts.isolation
 
-    def check(contact: TracedContact) -> list[str]:
+    def check(contact: ContactRef) -> list[str]:
         arrival = isolation.get(contact.person_id)
         if arrival is None or arrival.arrived_at > now:
             return ["isolation_arrival"]
@@ -441,7 +463,7 @@ def _finish(stored: Clock, outcome: _Outcome, *, change_time: int, now: int) -> 
     return ClockResult(stored, state, met_at, summary, gaps)
 
 
-def _facts_change_at(facts: Facts, required: list[TracedContact], now: datetime) -> int | None:
+def _facts_change_at(facts: Facts, required: list[ContactRef], now: datetime) -> int | None:
     """The earliest time after ``now`` at which a recorded, future-dated fact of this investigation takes effect."""
     times = [a.arrived_at for a in facts.arrivals if a.arrived_at > now]
     declared = facts.investigation.no_contacts_declared_at
@@ -520,9 +542,9 @@ def evaluate_facts(facts: Facts, *, policy: DeadlinePolicy, now: datetime) -> In
         results.append(_finish(m, outcome, change_time=change_time, now=now_us))
 
     # Personal transfer clocks: one per late-discovered person who must be centrally isolated.
-    duration = policy.hours_for(inv.region).of(MilestoneKind.TRANSFER)
     required_ids = {c.person_id: c for c in required}
     fresh_ids: set[str] = set()
+    duration = policy.hours_for(inv.region).of(MilestoneKind.TRANSFER) if required_ids else None
     if inv.kind is InvestigationKind.CASE and duration is not None and required_ids:
         clock_start = us(inv.clock_start_at)
         for pid in sorted(required_ids):

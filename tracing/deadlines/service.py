@@ -273,7 +273,7 @@ def _load_batch(
     arrivals = repo.arrivals_of(case_ids) if case_ids else {}
     assist_ids = [i for i, inv in investigations.items() if inv.kind is InvestigationKind.ASSIST]
     requests = repo.get_assist_requests(assist_ids) if assist_ids else {}
-    contacts = store.derived_for_cases([
+    contacts = store.contact_refs_for_cases([
         inv.case_id for inv in investigations.values()
         if inv.kind is InvestigationKind.CASE and inv.status is InvestigationStatus.OPEN
     ])

@@ -37,7 +37,7 @@ from graph_models.deadlines import (
 
 from ..store.sqlite import id_chunks, placeholders
 from .engine import trusted
-from .repository import Clock, ComplianceRow, DirtyMark, EvaluationWrite, Tracked, TrackedRow
+from .repository import Clock, ComplianceRow, DirtyMark, EvaluationWrite, MilestoneUpdate, Tracked, TrackedRow
 from .rows import clock_from_row, inv_from_row, inv_values, ms_from_row, ms_values
 from .rows import dt as _dt
 from .rows import us as _us
@@ -173,6 +173,13 @@ INSERT INTO dl_dirty (investigation_id, since, changed_at) VALUES (?, ?, ?)
 ON CONFLICT(investigation_id) DO UPDATE SET since = min(since, excluded.since),
     changed_at = max(changed_at, excluded.changed_at)
 """
+_SET_FACTS_CHANGE = "UPDATE dl_investigations SET facts_change_at = ? WHERE id = ?"
+_INSERT_ALERT = (
+    "INSERT OR IGNORE INTO dl_alerts (key, investigation_id, milestone_id, state, detected_at, doc) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+# Clears a dirty mark unless the investigation was marked again after the evaluation read it.
+_CLEAR_DIRTY = "DELETE FROM dl_dirty WHERE investigation_id = ? AND changed_at <= ?"
 _INSERT_TRACKED = """
 INSERT INTO dl_tracked (investigation_id, person_id, role, first_seen_at) VALUES (?, ?, ?, ?)
 ON CONFLICT(investigation_id, person_id) DO UPDATE SET role = excluded.role
@@ -449,37 +456,116 @@ class SQLiteDeadlineRepository:
         refused: dict[str, str] = {}
         if not writes:
             return inserted, refused
-        # Writes that only clear a dirty mark need no savepoint: one statement for all of them.
-        tokens = [
-            (w.investigation_id, _us(w.dirty_token)) for w in writes
-            if w.dirty_token is not None and not (w.updates or w.new_milestones or w.new_tracked or w.alerts)
-        ]
         with self._store.transaction() as conn:
-            if tokens:
-                conn.executemany("DELETE FROM dl_dirty WHERE investigation_id = ? AND changed_at <= ?", tokens)
-            for write in writes:
-                if not (write.updates or write.new_milestones or write.new_tracked or write.alerts
-                        or write.store_facts_change):
-                    continue
-                conn.execute("SAVEPOINT evaluation")
-                try:
-                    alerts = self._apply_one(conn, write)
-                except _Conflict as conflict:
-                    conn.execute("ROLLBACK TO evaluation")
-                    refused[write.investigation_id] = str(conflict)
-                except sqlite3.Error as error:
-                    conn.execute("ROLLBACK TO evaluation")
-                    refused[write.investigation_id] = f"{type(error).__name__}: {error}"
-                else:
-                    inserted.extend(alerts)
-                conn.execute("RELEASE evaluation")
+            # The write lock is held from here on: the stored milestones checked below cannot change
+            # before the batch is written, so each write's conflict check is done once, up front, and
+            # the accepted writes go in as one batch of statements instead of one savepoint each.
+            accepted = self._refuse_conflicts(conn, writes, refused)
+            conn.execute("SAVEPOINT evaluations")
+            try:
+                inserted = self._apply_batch(conn, accepted)
+            except sqlite3.Error:
+                # Something in the batch failed: apply each write on its own, so only the failing ones are refused.
+                conn.execute("ROLLBACK TO evaluations")
+                inserted = self._apply_each(conn, accepted, refused)
+            conn.execute("RELEASE evaluations")
         return inserted, refused
+
+    @staticmethod
+    def _refuse_conflicts(
+        conn: sqlite3.Connection, writes: Sequence[EvaluationWrite], refused: dict[str, str]
+    ) -> list[EvaluationWrite]:
+        """The writes whose updated milestones still have their expected state, epoch (and, for a reason-only
+        update, queue time); the others go to ``refused`` (a concurrent change)."""
+        ids = [u.id for w in writes for u in w.updates]
+        stored = {}
+        for chunk in _chunks(ids):
+            sql = f"SELECT id, state, epoch, next_check_at FROM dl_milestones WHERE id IN ({_marks(len(chunk))})"
+            stored.update((row[0], row[1:]) for row in conn.execute(sql, chunk))
+        accepted = []
+        for write in writes:
+            for u in write.updates:
+                found = stored.get(u.id)
+                if (
+                    found is None or found[0] != u.expected_state.value or found[1] != u.expected_epoch
+                    or (_reason_only(u) and found[2] != u.expected_next_check)
+                ):
+                    refused[write.investigation_id] = f"a milestone of {write.investigation_id} changed since it was read"
+                    break
+            else:
+                accepted.append(write)
+        return accepted
+
+    def _apply_batch(self, conn: sqlite3.Connection, writes: Sequence[EvaluationWrite]) -> list[Alert]:
+        """Every (conflict-checked) write, statement kind by statement kind; the alerts actually inserted."""
+        moved, reasons, new_milestones, facts_changes, tracked, alerts, tokens = [], [], [], [], [], [], []
+        for w in writes:
+            for u in w.updates:
+                if _reason_only(u):
+                    reasons.append((u.met_at, u.epoch, u.reason_json, u.evaluated_at, u.at_due_json, u.id,
+                                    u.expected_state.value, u.expected_epoch, u.next_check_at))
+                else:
+                    moved.append((u.state.value, u.met_at, u.epoch, u.reason_json, u.evaluated_at, u.at_due_json,
+                                  u.next_check_at, u.id, u.expected_state.value, u.expected_epoch))
+            new_milestones.extend(
+                (m.id, m.investigation_id, m.kind.value, m.person_id, *_ms_values(m), _us(next_check))
+                for m, next_check in w.new_milestones
+            )
+            if w.store_facts_change:
+                facts_changes.append((w.facts_change_at, w.investigation_id))
+            tracked.extend((t.investigation_id, t.person_id, t.role, _us(t.first_seen_at)) for t in w.new_tracked)
+            alerts.extend(w.alerts)
+            if w.dirty_token is not None:
+                tokens.append((w.investigation_id, _us(w.dirty_token)))
+        changed = conn.executemany(_UPDATE_MS, moved).rowcount if moved else 0
+        if reasons:
+            changed += conn.executemany(_UPDATE_MS_REASON, reasons).rowcount
+        if changed != len(moved) + len(reasons):  # cannot happen under the write lock; be safe
+            raise sqlite3.IntegrityError("a milestone changed while its update was applied")
+        if new_milestones:
+            conn.executemany(_INSERT_MS, new_milestones)
+        if facts_changes:
+            conn.executemany(_SET_FACTS_CHANGE, facts_changes)
+        if tracked:
+            conn.executemany(_INSERT_TRACKED, tracked)
+        inserted = []
+        if alerts:
+            (last_seq,) = conn.execute("SELECT coalesce(max(seq), 0) FROM dl_alerts").fetchone()
+            conn.executemany(_INSERT_ALERT, [_alert_row(a) for a in alerts])
+            # Under the write lock every alert numbered after last_seq is one of ours; a key already
+            # stored was skipped (a repeated sweep writes nothing twice).
+            seqs = dict(conn.execute("SELECT key, seq FROM dl_alerts WHERE seq > ?", (last_seq,)))
+            inserted = [trusted(Alert, {**a.__dict__, "seq": seqs[a.key]}) for a in alerts if a.key in seqs]
+            inserted.sort(key=lambda a: a.seq)
+        if tokens:
+            conn.executemany(_CLEAR_DIRTY, tokens)
+        return inserted
+
+    def _apply_each(
+        self, conn: sqlite3.Connection, writes: Sequence[EvaluationWrite], refused: dict[str, str]
+    ) -> list[Alert]:
+        """Each write atomically on its own (a savepoint each): the slow path after a failed batch."""
+        inserted: list[Alert] = []
+        for write in writes:
+            conn.execute("SAVEPOINT evaluation")
+            try:
+                alerts = self._apply_one(conn, write)
+            except _Conflict as conflict:
+                conn.execute("ROLLBACK TO evaluation")
+                refused[write.investigation_id] = str(conflict)
+            except sqlite3.Error as error:
+                conn.execute("ROLLBACK TO evaluation")
+                refused[write.investigation_id] = f"{type(error).__name__}: {error}"
+            else:
+                inserted.extend(alerts)
+            conn.execute("RELEASE evaluation")
+        return inserted
 
     def _apply_one(self, conn: sqlite3.Connection, write: EvaluationWrite) -> list[Alert]:
         if write.updates:
             moved, reasons = [], []
             for u in write.updates:
-                if u.state is u.expected_state and u.next_check_at == u.expected_next_check:
+                if _reason_only(u):
                     reasons.append((u.met_at, u.epoch, u.reason_json, u.evaluated_at, u.at_due_json, u.id,
                                     u.expected_state.value, u.expected_epoch, u.next_check_at))
                 else:
@@ -495,8 +581,7 @@ class SQLiteDeadlineRepository:
         for m, next_check in write.new_milestones:
             conn.execute(_INSERT_MS, (m.id, m.investigation_id, m.kind.value, m.person_id, *_ms_values(m), _us(next_check)))
         if write.store_facts_change:
-            conn.execute("UPDATE dl_investigations SET facts_change_at = ? WHERE id = ?",
-                         (write.facts_change_at, write.investigation_id))
+            conn.execute(_SET_FACTS_CHANGE, (write.facts_change_at, write.investigation_id))
         if write.new_tracked:
             conn.executemany(
                 _INSERT_TRACKED,
@@ -504,19 +589,11 @@ class SQLiteDeadlineRepository:
             )
         alerts = []
         for alert in write.alerts:
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO dl_alerts (key, investigation_id, milestone_id, state, detected_at, doc) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (alert.key, alert.investigation_id, alert.milestone_id, alert.state.value, _us(alert.detected_at),
-                 alert.model_dump_json(exclude={"seq"})),
-            )
+            cursor = conn.execute(_INSERT_ALERT, _alert_row(alert))
             if cursor.rowcount == 1:
                 alerts.append(trusted(Alert, {**alert.__dict__, "seq": cursor.lastrowid}))
         if write.dirty_token is not None:
-            conn.execute(
-                "DELETE FROM dl_dirty WHERE investigation_id = ? AND changed_at <= ?",
-                (write.investigation_id, _us(write.dirty_token)),
-            )
+            conn.execute(_CLEAR_DIRTY, (write.investigation_id, _us(write.dirty_token)))
         return alerts
 
     # --- alerts ------------------------------------------------------------------------------------
@@ -623,3 +700,13 @@ class SQLiteDeadlineRepository:
 
 class _Conflict(Exception):
     pass
+
+
+def _reason_only(u: MilestoneUpdate) -> bool:
+    """Whether an update leaves the state and the queue time alone (then :data:`_UPDATE_MS_REASON` applies it)."""
+    return u.state is u.expected_state and u.next_check_at == u.expected_next_check
+
+
+def _alert_row(alert: Alert) -> tuple:
+    return (alert.key, alert.investigation_id, alert.milestone_id, alert.state.value, _us(alert.detected_at),
+            alert.model_dump_json(exclude={"seq"}))

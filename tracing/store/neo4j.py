@@ -68,7 +68,7 @@ from graph_models import (
 )
 
 from .codec import from_epoch_us, to_epoch_us
-from .port import ContactSpan, GraphBatch, StoreCounts, region_subtree_bounds
+from .port import ContactRef, ContactSpan, GraphBatch, StoreCounts, region_subtree_bounds
 
 __all__ = ["Neo4jStore", "Neo4jUnavailable"]
 
@@ -332,6 +332,12 @@ _DERIVED_FOR_CASES: LiteralString = (
     "UNWIND $case_ids AS cid MATCH ()-[r:CLOSE_CONTACT {case_id: cid}]->()" + _DERIVED_COLUMNS
     + "\nUNION ALL\nUNWIND $case_ids AS cid MATCH ()-[r:SECONDARY_CONTACT {case_id: cid}]->()" + _DERIVED_COLUMNS
     + "\nUNION ALL\nUNWIND $case_ids AS cid MATCH ()-[r:GENERAL_CONTACT {case_id: cid}]->()" + _DERIVED_COLUMNS
+)
+_REF_COLUMNS = "\nRETURN r.case_id AS case_id, endNode(r).id AS person_id, type(r) AS type, r.exposed_at AS exposed_at"
+_CONTACT_REFS_FOR_CASES: LiteralString = (
+    "UNWIND $case_ids AS cid MATCH ()-[r:CLOSE_CONTACT {case_id: cid}]->()" + _REF_COLUMNS
+    + "\nUNION ALL\nUNWIND $case_ids AS cid MATCH ()-[r:SECONDARY_CONTACT {case_id: cid}]->()" + _REF_COLUMNS
+    + "\nUNION ALL\nUNWIND $case_ids AS cid MATCH ()-[r:GENERAL_CONTACT {case_id: cid}]->()" + _REF_COLUMNS
 )
 # One keyset page over the three derived types: each branch is an index-backed range seek of at
 # most $limit rows; the caller merges them in key order (so grouped by case) and keeps $limit.
@@ -665,6 +671,14 @@ class _KeyedReads:
             for contacts in found.values():
                 contacts.sort(key=lambda c: (c.exposed_at, c.person_id))
         return found
+
+    def contact_refs_for_cases(self, case_ids: Iterable[str]) -> dict[str, list[ContactRef]]:
+        rows_of: dict[str, list[tuple[int, str, ContactClass]]] = {cid: [] for cid in _unique(case_ids)}
+        if rows_of:
+            for row in self._read(_CONTACT_REFS_FOR_CASES, case_ids=list(rows_of)):
+                rows_of[row["case_id"]].append((row["exposed_at"], row["person_id"], _CLASS_OF_TYPE[row["type"]]))
+        # The order of derived_for_cases: exposure time, then person id.
+        return {cid: [ContactRef(pid, cls) for _, pid, cls in sorted(rows)] for cid, rows in rows_of.items()}
 
     def cases_deriving(self, person_ids: Iterable[str]) -> set[str]:
         ids = _unique(person_ids)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from graph_models import (
+    ContactClass,
     ContactEvent,
     Person,
     PersonStatus,
@@ -74,6 +75,13 @@ class ContactSpan(NamedTuple):
     end: datetime
     kind: str
     closeness: str
+
+
+class ContactRef(NamedTuple):
+    """A stored derived relation reduced to who and in which class (what the deadline sweep reads)."""
+
+    person_id: str
+    contact_class: ContactClass
 
 
 @dataclass(frozen=True)
@@ -154,6 +162,10 @@ class GraphReader(Protocol):
 
     def derived_for_cases(self, case_ids: Iterable[str]) -> dict[str, list[TracedContact]]:
         """:meth:`derived_for_case` of many cases in one go (every given id is a key, maybe empty)."""
+
+    def contact_refs_for_cases(self, case_ids: Iterable[str]) -> dict[str, list[ContactRef]]:
+        """:meth:`derived_for_cases` reduced to person and class, in the same order, without decoding
+        evidence or building models (the deadline sweep reads thousands per tick)."""
 
     def cases_deriving(self, person_ids: Iterable[str]) -> set[str]:
         """Ids of cases whose derived relations mention any of ``person_ids`` (as source or target)."""

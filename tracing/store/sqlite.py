@@ -32,7 +32,7 @@ from graph_models import (
 )
 
 from .codec import from_epoch_us, to_epoch_us
-from .port import ContactSpan, GraphBatch, StoreCounts, region_subtree_bounds
+from .port import ContactRef, ContactSpan, GraphBatch, StoreCounts, region_subtree_bounds
 
 R = TypeVar("R")
 
@@ -175,6 +175,9 @@ def _link(row: tuple) -> TransmissionLink:
     return TransmissionLink.model_construct(
         infector=row[0], infectee=row[1], exposure=row[2], exposed_at=_from_us(row[3])
     )
+
+
+_CONTACT_CLASSES = {c.value: c for c in ContactClass}
 
 
 def _derived(row: tuple) -> TracedContact:
@@ -488,6 +491,18 @@ class SQLiteStore:
             )
             for row in self._query(sql, chunk):
                 found[row[0]].append(_derived(row))
+        return found
+
+    def contact_refs_for_cases(self, case_ids: Iterable[str]) -> dict[str, list[ContactRef]]:
+        found: dict[str, list[ContactRef]] = {cid: [] for cid in dict.fromkeys(case_ids)}
+        classes = _CONTACT_CLASSES
+        for chunk in _chunks(found):
+            sql = (
+                f"SELECT case_id, person_id, contact_class FROM derived_contacts WHERE case_id IN ({_marks(len(chunk))}) "
+                "ORDER BY case_id, exposed_at, person_id"
+            )
+            for case_id, person_id, contact_class in self._query(sql, chunk):
+                found[case_id].append(ContactRef(person_id, classes[contact_class]))
         return found
 
     def iter_derived(self) -> Iterator[tuple[TracedContact, datetime]]:
