@@ -21,6 +21,7 @@ from graph_models.deadlines import (
 )
 
 from ..store.codec import from_epoch_us, to_epoch_us
+from .repository import Clock
 
 us = to_epoch_us  # the storage time codec shared by every adapter
 dt = from_epoch_us
@@ -118,8 +119,6 @@ _STATES = {s.value: s for s in MilestoneState}
 
 def clock_from_row(row: Sequence):
     """A light clock from a row in :data:`CLOCK_FIELDS` order (``at_due`` may be any non-null marker)."""
-    from .repository import Clock
-
     return Clock(
         row[0], row[1], _KINDS[row[2]], row[3], row[4], row[5], row[6], _STATES[row[7]], row[8], row[9], row[10],
         row[11], row[12] is not None, row[13],
