@@ -389,18 +389,8 @@ class SQLiteStore:
     def events_touching(
         self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
     ) -> list[ContactEvent]:
-        window, window_params = _window_sql(start, end)
-        seen: dict[str, ContactEvent] = {}
-        for chunk in _chunks(person_ids):
-            marks = _marks(len(chunk))
-            sql = (
-                f"SELECT {_EVENT_COLUMNS} FROM contact_events WHERE a IN ({marks}){window} "
-                f"UNION SELECT {_EVENT_COLUMNS} FROM contact_events WHERE b IN ({marks}){window}"
-            )
-            for row in self._query(sql, [*chunk, *window_params, *chunk, *window_params]):
-                if row[0] not in seen:
-                    seen[row[0]] = _event(row)
-        return sorted(seen.values(), key=lambda e: (e.start, e.id))
+        rows = self._rows_touching(_EVENT_COLUMNS, person_ids, start, end)
+        return sorted((_event(row) for row in rows.values()), key=lambda e: (e.start, e.id))
 
     def read_transaction(self, fn: Callable[[SQLiteStore], R]) -> R:
         """``fn(self)``: a local read costs no round trip, so there is nothing to group.
@@ -413,21 +403,27 @@ class SQLiteStore:
     def contact_spans(
         self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
     ) -> list[ContactSpan]:
+        return [
+            ContactSpan(row[0], row[1], row[2], _from_us(row[3]), _from_us(row[4]), row[5], row[6])
+            for row in self._rows_touching(_SPAN_COLUMNS, person_ids, start, end).values()
+        ]
+
+    def _rows_touching(
+        self, columns: str, person_ids: Iterable[str], start: datetime | None, end: datetime | None
+    ) -> dict[str, tuple]:
+        """Rows (``columns``, the event id first) of the events with an endpoint among ``person_ids``, by id."""
         window, window_params = _window_sql(start, end)
         rows: dict[str, tuple] = {}
         for chunk in _chunks(person_ids):
             marks = _marks(len(chunk))
-            # UNION ALL, not UNION: the dict below drops the duplicates (an event between two
-            # of the persons asked) without SQLite sorting every row to find them.
+            # UNION ALL, not UNION: the dict drops the duplicates (an event between two of
+            # the persons asked) without SQLite sorting every row to find them.
             sql = (
-                f"SELECT {_SPAN_COLUMNS} FROM contact_events WHERE a IN ({marks}){window} "
-                f"UNION ALL SELECT {_SPAN_COLUMNS} FROM contact_events WHERE b IN ({marks}){window}"
+                f"SELECT {columns} FROM contact_events WHERE a IN ({marks}){window} "
+                f"UNION ALL SELECT {columns} FROM contact_events WHERE b IN ({marks}){window}"
             )
             rows.update((row[0], row) for row in self._query(sql, [*chunk, *window_params, *chunk, *window_params]))
-        return [
-            ContactSpan(row[0], row[1], row[2], _from_us(row[3]), _from_us(row[4]), row[5], row[6])
-            for row in rows.values()
-        ]
+        return rows
 
     def _visits_by(self, column: str, ids: Iterable[str], start: datetime | None, end: datetime | None) -> list[Visit]:
         window, window_params = _window_sql(start, end)
