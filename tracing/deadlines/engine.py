@@ -19,6 +19,7 @@ import functools
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from enum import Enum
 
 from graph_models import ContactClass, Person, Place, Visit
 from graph_models.deadlines import (
@@ -48,10 +49,14 @@ __all__ = [
     "Clock",
     "ClockResult",
     "Facts",
+    "PersonChecks",
     "InvestigationEvaluation",
     "base_milestones",
     "evaluate_facts",
     "missing_groups",
+    "missing_in",
+    "person_checks",
+    "person_values",
     "natural_next_check",
     "next_check_at",
     "plan_crossings",
@@ -74,14 +79,17 @@ class Facts:
     """Everything one evaluation reads, loaded in batches by the service.
 
     ``milestones`` are the stored clocks (sorted by id); ``tracked`` maps a
-    person id to ``(role, first_seen_at µs, resolved_at µs | None)``.
+    person id to ``(role, first_seen_at µs, resolved_at µs | None)``;
+    ``persons`` maps the id of each contact or pushed person to the values the
+    core-information check reads (``person_checks(policy.core_fields).fields``,
+    as :meth:`~tracing.store.port.GraphReader.person_fields` returns them).
     """
 
     investigation: Investigation
     milestones: list[Clock]
     case: Person | None = None
     contacts: list[ContactRef] = field(default_factory=list)
-    persons: dict[str, Person] = field(default_factory=dict)
+    persons: dict[str, tuple] = field(default_factory=dict)
     case_visits: list[Visit] = field(default_factory=list)
     places: dict[str, Place] = field(default_factory=dict)
     arrivals: list[InvestigatorArrival] = field(default_factory=list)
@@ -250,6 +258,66 @@ def missing_groups(person: Person | None, groups: tuple[tuple[str, ...], ...]) -
 _LABELS: dict[tuple[str, ...], str] = {}
 
 
+@dataclass(frozen=True)
+class PersonChecks:
+    """Requirement groups compiled against the values :meth:`~tracing.store.port.GraphReader.person_fields` reads.
+
+    ``fields``: what to read of each person. ``groups``: each group's label with its
+    alternatives, an alternative being the indexes (into ``fields``) that must all be
+    non-empty (``location`` is ``lat`` and ``lon``).
+    """
+
+    fields: tuple[str, ...]
+    groups: tuple[tuple[str, tuple[tuple[int, ...], ...]], ...]
+
+
+@functools.lru_cache(maxsize=64)
+def person_checks(groups: tuple[tuple[str, ...], ...]) -> PersonChecks:
+    """The lean form of ``groups`` (a policy's ``core_fields``): what the sweep reads and checks of a contact."""
+    fields: list[str] = []
+
+    def index(name: str) -> int:
+        if name not in fields:
+            fields.append(name)
+        return fields.index(name)
+
+    compiled = tuple(
+        ("|".join(group), tuple((index("lat"), index("lon")) if name == "location" else (index(name),) for name in group))
+        for group in groups
+    )
+    return PersonChecks(tuple(fields), compiled)
+
+
+def person_values(person: Person, fields: tuple[str, ...]) -> tuple:
+    """``fields`` of a loaded person as :meth:`~tracing.store.port.GraphReader.person_fields` returns them."""
+    values = []
+    for name in fields:
+        if name[:5] == "attr:":
+            values.append(person.attributes.get(name[5:]))
+            continue
+        value = getattr(person, name)
+        values.append(us(value) if isinstance(value, datetime) else value.value if isinstance(value, Enum) else value)
+    return tuple(values)
+
+
+def missing_in(values: tuple | None, checks: PersonChecks) -> list[str]:
+    """:func:`missing_groups` on lean values (None: no person record)."""
+    if values is None:
+        return ["person_record"]
+    missing = []
+    for label, alternatives in checks.groups:
+        for indexes in alternatives:
+            for i in indexes:
+                value = values[i]
+                if value is None or value == "":
+                    break
+            else:
+                break  # every field of this alternative is there: the group is satisfied
+        else:
+            missing.append(label)
+    return missing
+
+
 def trajectory_window(case: Person, investigation: Investigation, policy: DeadlinePolicy) -> tuple[datetime, datetime] | None:
     anchor = case.onset_at or case.sampled_at
     if anchor is None:
@@ -296,21 +364,41 @@ def trusted(cls, values: dict):
     return obj
 
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_quote = json.encoder.encode_basestring  # a JSON string literal, non-ASCII kept (what ensure_ascii=False writes)
 
 
 def reason_json(summary: str, gaps: list[tuple[str | None, str, list[str]]]) -> str:
-    """``MilestoneReason(summary, gaps).model_dump_json()``, byte for byte, from plain values."""
+    """``MilestoneReason(summary, gaps).model_dump_json()``, byte for byte, from plain values.
+
+    Spelled out with the C string quoter rather than a generic encoder: the sweep encodes
+    every evaluated clock's reason (~4,000 per tick) to see whether it changed.
+    """
     if not gaps:  # met clocks: few distinct summaries, each encoded once
         return _reason_without_gaps(summary)
-    return _dumps({
-        "summary": summary, "gaps": [{"person_id": p, "role": r, "missing": m} for p, r, m in gaps]
-    })
+    missing_json = _MISSING_JSON
+    parts = []
+    for person_id, role, missing in gaps:
+        key = tuple(missing)
+        encoded = missing_json.get(key)
+        if encoded is None:
+            encoded = ",".join(map(_quote, key))
+            if len(missing_json) < 4096:
+                missing_json[key] = encoded
+        parts.append(
+            f'{{"person_id":{"null" if person_id is None else _quote(person_id)},"role":{_quote(role)},'
+            f'"missing":[{encoded}]}}'
+        )
+    return f'{{"summary":{_quote(summary)},"gaps":[{",".join(parts)}]}}'
+
+
+#: Encoded ``missing`` lists: mostly a handful of requirement labels, each encoded once (bounded: dated
+#: trajectory gaps keep changing).
+_MISSING_JSON: dict[tuple[str, ...], str] = {}
 
 
 @functools.lru_cache(maxsize=4096)
 def _reason_without_gaps(summary: str) -> str:
-    return _dumps({"summary": summary, "gaps": []})
+    return f'{{"summary":{_quote(summary)},"gaps":[]}}'
 
 
 def _reason_model(summary: str, gaps: list[tuple[str | None, str, list[str]]]) -> MilestoneReason:
@@ -363,10 +451,10 @@ def _on_scene(facts: Facts, now: datetime) -> _Outcome:
 
 def _core(facts: Facts, policy: DeadlinePolicy, now: datetime) -> _Outcome:
     contacts = [c for c in facts.contacts if c.contact_class in _CORE_CLASSES]
-    persons, fields = facts.persons, policy.core_fields
+    persons, checks = facts.persons, person_checks(policy.core_fields)
     return _contacts_outcome(
         facts, contacts, policy=policy, now=now, what="close/secondary contacts", empty_ok=False,
-        check=lambda c: missing_groups(persons.get(c.person_id), fields),
+        check=lambda c: missing_in(persons.get(c.person_id), checks),
     )
 
 
@@ -393,9 +481,9 @@ def _full(facts: Facts, policy: DeadlinePolicy, now: datetime) -> _Outcome:
         if missing:
             gaps.append((case.id, "case", missing))
     general = [c for c in facts.contacts if c.contact_class is ContactClass.GENERAL]
-    persons, fields = facts.persons, policy.core_fields
+    persons, checks = facts.persons, person_checks(policy.core_fields)
     for contact in general:
-        missing = missing_groups(persons.get(contact.person_id), fields)
+        missing = missing_in(persons.get(contact.person_id), checks)
         if missing:
             gaps.append((contact.person_id, "general", missing))
     if gaps:
@@ -429,11 +517,12 @@ def _assist(facts: Facts, policy: DeadlinePolicy, now_us: int) -> _Outcome:
     request = facts.request
     pushed = request.person_ids if request else sorted(facts.tracked)
     gaps = []
+    checks = person_checks(policy.core_fields)
     for pid in pushed:
         row = facts.tracked.get(pid)
         if row is not None and row[2] is not None and row[2] <= now_us:
             continue
-        missing = missing_groups(facts.persons.get(pid), policy.core_fields)
+        missing = missing_in(facts.persons.get(pid), checks)
         if missing:
             gaps.append((pid, "pushed", missing))
     if gaps:

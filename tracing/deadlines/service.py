@@ -34,6 +34,8 @@ from .engine import (
     base_milestones,
     crossing_is_time_only,
     evaluate_facts,
+    person_checks,
+    person_values,
     plan_crossings,
     plan_write,
     trajectory_window,
@@ -278,7 +280,8 @@ def _load_batch(
         if inv.kind is InvestigationKind.CASE and inv.status is InvestigationStatus.OPEN
     ])
     facts: dict[str, Facts] = {}
-    wanted: set[str] = set()
+    wanted: set[str] = set()  # contacts and pushed persons: the core-information check reads a few fields of each
+    case_ids: set[str] = set()  # the full-information check reads the whole record of the case
     no_contacts: list = []
     for inv_id, inv in investigations.items():
         f = facts[inv_id] = Facts(
@@ -290,16 +293,20 @@ def _load_batch(
             continue
         if inv.kind is InvestigationKind.CASE:
             f.contacts = contacts[inv.case_id]
-            wanted.add(inv.case_id)
+            case_ids.add(inv.case_id)
             wanted.update(c.person_id for c in f.contacts)
         else:
             wanted.update(f.tracked)
-    persons = store.get_persons(wanted)
+    cases = store.get_persons(case_ids) if case_ids else {}
+    fields = person_checks(policy.core_fields).fields
+    persons = store.person_fields(wanted - cases.keys(), fields) if wanted else {}
+    for pid in wanted & cases.keys():  # a case that is also another case's contact: read once
+        persons[pid] = person_values(cases[pid], fields)
     windows: dict[str, tuple[datetime, datetime]] = {}
     for f in facts.values():
         f.persons = persons
         if f.investigation.kind is InvestigationKind.CASE and f.investigation.status is InvestigationStatus.OPEN:
-            f.case = persons.get(f.investigation.case_id)
+            f.case = cases.get(f.investigation.case_id)
             if f.case is not None and any(c.kind is MilestoneKind.FULL_INFO for c in f.milestones):
                 window = trajectory_window(f.case, f.investigation, policy)
                 if window is not None:
