@@ -39,6 +39,7 @@ from graph_models.deadlines import (
     MilestoneReason,
     MilestoneState,
     TrackedPerson,
+    TransferPolicy,
 )
 
 from ..store.port import ContactRef
@@ -67,6 +68,7 @@ __all__ = [
 ]
 
 _CORE_CLASSES = (ContactClass.CLOSE, ContactClass.SECONDARY)
+_TRANSFER_CLASSES = {p: p.classes for p in TransferPolicy}  # a property building a new set on each read
 _US = timedelta(microseconds=1)
 
 _PENDING, _AT_RISK, _MISSED = MilestoneState.PENDING, MilestoneState.AT_RISK, MilestoneState.MISSED
@@ -458,6 +460,10 @@ def _core(facts: Facts, policy: DeadlinePolicy, now: datetime) -> _Outcome:
     )
 
 
+#: ``trajectory:<day>`` labels, built once per calendar day (a case without visits lacks ~7 of them at each evaluation).
+_DAY_LABELS: dict[date, str] = {}
+
+
 def _full(facts: Facts, policy: DeadlinePolicy, now: datetime) -> _Outcome:
     gaps: list = []
     case = facts.case
@@ -476,7 +482,12 @@ def _full(facts: Facts, policy: DeadlinePolicy, now: datetime) -> _Outcome:
             missing.append("trajectory:window(onset_at|sampled_at)")
         else:
             visits = [v for v in facts.case_visits if v.end >= window[0] and v.start <= window[1]]
-            missing.extend(f"trajectory:{d.isoformat()}" for d in uncovered_days(visits, *window, policy.day_offset))
+            labels = _DAY_LABELS
+            for day in uncovered_days(visits, *window, policy.day_offset):
+                label = labels.get(day)
+                if label is None:
+                    label = labels[day] = f"trajectory:{day.isoformat()}"
+                missing.append(label)
         missing.extend(f"family:{g}" for g in missing_groups(case, policy.family_fields))
         if missing:
             gaps.append((case.id, "case", missing))
@@ -607,7 +618,7 @@ def evaluate_facts(facts: Facts, *, policy: DeadlinePolicy, now: datetime) -> In
                     "investigation_id": inv.id, "person_id": contact.person_id, "role": role, "first_seen_at": dt(seen),
                 }))
 
-    transfer_classes = policy.transfer_policy.classes
+    transfer_classes = _TRANSFER_CLASSES[policy.transfer_policy]
     required = [c for c in facts.contacts if c.contact_class in transfer_classes]
 
     results: list[ClockResult] = []
