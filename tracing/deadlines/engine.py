@@ -451,9 +451,9 @@ def _on_scene(facts: Facts, now: datetime) -> _Outcome:
     return False, "no investigator arrival recorded", [(None, "investigation", ["investigator_arrival"])], None
 
 
-def _core(facts: Facts, policy: DeadlinePolicy, now: datetime) -> _Outcome:
+def _core(facts: Facts, policy: DeadlinePolicy, now: datetime, checks: PersonChecks) -> _Outcome:
     contacts = [c for c in facts.contacts if c.contact_class in _CORE_CLASSES]
-    persons, checks = facts.persons, person_checks(policy.core_fields)
+    persons = facts.persons
     return _contacts_outcome(
         facts, contacts, policy=policy, now=now, what="close/secondary contacts", empty_ok=False,
         check=lambda c: missing_in(persons.get(c.person_id), checks),
@@ -464,7 +464,7 @@ def _core(facts: Facts, policy: DeadlinePolicy, now: datetime) -> _Outcome:
 _DAY_LABELS: dict[date, str] = {}
 
 
-def _full(facts: Facts, policy: DeadlinePolicy, now: datetime) -> _Outcome:
+def _full(facts: Facts, policy: DeadlinePolicy, now: datetime, checks: PersonChecks) -> _Outcome:
     gaps: list = []
     case = facts.case
     if case is None:
@@ -492,7 +492,7 @@ def _full(facts: Facts, policy: DeadlinePolicy, now: datetime) -> _Outcome:
         if missing:
             gaps.append((case.id, "case", missing))
     general = [c for c in facts.contacts if c.contact_class is ContactClass.GENERAL]
-    persons, checks = facts.persons, person_checks(policy.core_fields)
+    persons = facts.persons
     for contact in general:
         missing = missing_in(persons.get(contact.person_id), checks)
         if missing:
@@ -524,11 +524,10 @@ def _transfer(facts: Facts, required: list[ContactRef], policy: DeadlinePolicy, 
     return outcome
 
 
-def _assist(facts: Facts, policy: DeadlinePolicy, now_us: int) -> _Outcome:
+def _assist(facts: Facts, policy: DeadlinePolicy, now_us: int, checks: PersonChecks) -> _Outcome:
     request = facts.request
     pushed = request.person_ids if request else sorted(facts.tracked)
     gaps = []
-    checks = person_checks(policy.core_fields)
     for pid in pushed:
         row = facts.tracked.get(pid)
         if row is not None and row[2] is not None and row[2] <= now_us:
@@ -623,6 +622,7 @@ def evaluate_facts(facts: Facts, *, policy: DeadlinePolicy, now: datetime) -> In
 
     results: list[ClockResult] = []
     personal: dict[str, Clock] = {}
+    checks = person_checks(policy.core_fields)
     for m in facts.milestones:
         kind = m.kind
         if m.person_id is not None:
@@ -632,23 +632,24 @@ def evaluate_facts(facts: Facts, *, policy: DeadlinePolicy, now: datetime) -> In
         if kind is MilestoneKind.ON_SCENE:
             outcome = _on_scene(facts, now)
         elif kind is MilestoneKind.CORE_INFO:
-            outcome = _core(facts, policy, now)
+            outcome = _core(facts, policy, now, checks)
         elif kind is MilestoneKind.FULL_INFO:
-            outcome = _full(facts, policy, now)
+            outcome = _full(facts, policy, now, checks)
         elif kind is MilestoneKind.TRANSFER:
             outcome = _transfer(facts, required, policy, now)
         else:
-            outcome = _assist(facts, policy, now_us)
+            outcome = _assist(facts, policy, now_us, checks)
         results.append(_finish(m, outcome, change_time=change_time, now=now_us))
 
     # Personal transfer clocks: one per late-discovered person who must be centrally isolated.
     required_ids = {c.person_id: c for c in required}
     fresh_ids: set[str] = set()
-    duration = policy.hours_for(inv.region).of(MilestoneKind.TRANSFER) if required_ids else None
-    if inv.kind is InvestigationKind.CASE and duration is not None and required_ids:
+    if inv.kind is InvestigationKind.CASE and required_ids:
         clock_start = us(inv.clock_start_at)
-        for pid in sorted(required_ids):
-            if pid not in personal and first_seen[pid] > clock_start:
+        late = [pid for pid in sorted(required_ids) if pid not in personal and first_seen[pid] > clock_start]
+        duration = policy.hours_for(inv.region).of(MilestoneKind.TRANSFER) if late else None
+        if duration is not None:
+            for pid in late:
                 personal[pid] = _new_clock(inv, MilestoneKind.TRANSFER, pid, first_seen[pid], duration // _US,
                                            policy.at_risk_lead // _US)
                 fresh_ids.add(pid)
