@@ -19,16 +19,22 @@ def test_reason_json_is_the_model_encoding(text):
         assert reason_json(summary, gap_list) == model.model_dump_json()
 
 
-def test_lean_check_is_the_model_check():
+def test_lean_checks_are_the_model_checks():
     groups = (("name",), ("id_number", "phone"), ("address", "location"), ("attr:workplace", "household_id"))
-    checks = person_checks(groups)
+    policy = DeadlinePolicy(core_fields=groups, family_fields=(("household_id", "attr:family"),))
+    checks = person_checks(policy)
     people = [
         Person(id="A"),
-        Person(id="B", name="", phone="1", lat=1.0, lon=2.0, attributes={"workplace": ""}),
+        Person(id="B", name="", phone="1", lat=1.0, lon=2.0, attributes={"workplace": "", "family": "F"}),
         Person(id="C", name="n", id_number="x", address="a", attributes={"workplace": False}),
         Person(id="D", name="n", phone="", address="", lat=0.0, lon=0.0, household_id="H"),
     ]
     for person in people:
-        assert missing_in(person_values(person, checks.fields), checks) == missing_groups(person, groups)
-    assert missing_in(None, checks) == missing_groups(None, groups) == ["person_record"]
-    assert person_checks(DeadlinePolicy().core_fields).fields == ("name", "id_number", "phone", "address", "lat", "lon")
+        values = person_values(person, checks.fields)
+        assert missing_in(values, checks.core) == missing_groups(person, groups)
+        assert missing_in(values, checks.residence) == missing_groups(person, policy.residence_fields)
+        assert missing_in(values, checks.family) == missing_groups(person, policy.family_fields)
+    assert missing_in(None, checks.core) == missing_groups(None, groups) == ["person_record"]
+    default = person_checks(DeadlinePolicy())
+    assert default.fields[:6] == ("name", "id_number", "phone", "address", "lat", "lon")
+    assert {"household_id", "attr:workplace", "onset_at", "sampled_at", "isolated_at"} <= set(default.fields)

@@ -53,6 +53,7 @@ __all__ = [
     "PersonChecks",
     "InvestigationEvaluation",
     "base_milestones",
+    "case_window",
     "evaluate_facts",
     "missing_groups",
     "missing_in",
@@ -64,7 +65,6 @@ __all__ = [
     "plan_write",
     "reason_json",
     "state_at",
-    "trajectory_window",
 ]
 
 _CORE_CLASSES = (ContactClass.CLOSE, ContactClass.SECONDARY)
@@ -82,14 +82,14 @@ class Facts:
 
     ``milestones`` are the stored clocks (sorted by id); ``tracked`` maps a
     person id to ``(role, first_seen_at µs, resolved_at µs | None)``;
-    ``persons`` maps the id of each contact or pushed person to the values the
-    core-information check reads (``person_checks(policy.core_fields).fields``,
-    as :meth:`~tracing.store.port.GraphReader.person_fields` returns them).
+    ``persons`` maps the id of each contact or pushed person, and ``case`` is the
+    case, as the values the checks read (``person_checks(policy).fields``, as
+    :meth:`~tracing.store.port.GraphReader.person_fields` returns them).
     """
 
     investigation: Investigation
     milestones: list[Clock]
-    case: Person | None = None
+    case: tuple | None = None
     contacts: list[ContactRef] = field(default_factory=list)
     persons: dict[str, tuple] = field(default_factory=dict)
     case_visits: list[Visit] = field(default_factory=list)
@@ -260,22 +260,36 @@ def missing_groups(person: Person | None, groups: tuple[tuple[str, ...], ...]) -
 _LABELS: dict[tuple[str, ...], str] = {}
 
 
+_Groups = tuple[tuple[str, tuple[tuple[int, ...], ...]], ...]
+
+
 @dataclass(frozen=True)
 class PersonChecks:
-    """Requirement groups compiled against the values :meth:`~tracing.store.port.GraphReader.person_fields` reads.
+    """A policy's requirements compiled against the values :meth:`~tracing.store.port.GraphReader.person_fields` reads.
 
-    ``fields``: what to read of each person. ``groups``: each group's label with its
-    alternatives, an alternative being the indexes (into ``fields``) that must all be
-    non-empty (``location`` is ``lat`` and ``lon``).
+    ``fields``: what the sweep reads of each person (contacts, pushed persons and cases alike).
+    ``core`` / ``residence`` / ``family``: each group's label with its alternatives, an
+    alternative being the indexes (into ``fields``) that must all be non-empty
+    (``location`` is ``lat`` and ``lon``). The other attributes are indexes of single fields.
     """
 
     fields: tuple[str, ...]
-    groups: tuple[tuple[str, tuple[tuple[int, ...], ...]], ...]
+    core: _Groups
+    residence: _Groups
+    family: _Groups
+    workplace: int
+    onset_at: int
+    sampled_at: int
+    isolated_at: int
+
+
+def person_checks(policy: DeadlinePolicy) -> PersonChecks:
+    """What the sweep reads and checks of a person under ``policy``."""
+    return _compile_checks(policy.core_fields, policy.residence_fields, policy.family_fields, policy.workplace_attribute)
 
 
 @functools.lru_cache(maxsize=64)
-def person_checks(groups: tuple[tuple[str, ...], ...]) -> PersonChecks:
-    """The lean form of ``groups`` (a policy's ``core_fields``): what the sweep reads and checks of a contact."""
+def _compile_checks(core, residence, family, workplace_attribute: str) -> PersonChecks:
     fields: list[str] = []
 
     def index(name: str) -> int:
@@ -283,11 +297,15 @@ def person_checks(groups: tuple[tuple[str, ...], ...]) -> PersonChecks:
             fields.append(name)
         return fields.index(name)
 
-    compiled = tuple(
-        ("|".join(group), tuple((index("lat"), index("lon")) if name == "location" else (index(name),) for name in group))
-        for group in groups
-    )
-    return PersonChecks(tuple(fields), compiled)
+    def compiled(groups) -> _Groups:
+        return tuple(
+            ("|".join(group), tuple((index("lat"), index("lon")) if n == "location" else (index(n),) for n in group))
+            for group in groups
+        )
+
+    core_groups, residence_groups, family_groups = compiled(core), compiled(residence), compiled(family)
+    singles = (index(f"attr:{workplace_attribute}"), index("onset_at"), index("sampled_at"), index("isolated_at"))
+    return PersonChecks(tuple(fields), core_groups, residence_groups, family_groups, *singles)
 
 
 def person_values(person: Person, fields: tuple[str, ...]) -> tuple:
@@ -302,12 +320,12 @@ def person_values(person: Person, fields: tuple[str, ...]) -> tuple:
     return tuple(values)
 
 
-def missing_in(values: tuple | None, checks: PersonChecks) -> list[str]:
-    """:func:`missing_groups` on lean values (None: no person record)."""
+def missing_in(values: tuple | None, groups: _Groups) -> list[str]:
+    """:func:`missing_groups` on lean values (None: no person record) and compiled groups (:class:`PersonChecks`)."""
     if values is None:
         return ["person_record"]
     missing = []
-    for label, alternatives in checks.groups:
+    for label, alternatives in groups:
         for indexes in alternatives:
             for i in indexes:
                 value = values[i]
@@ -320,14 +338,21 @@ def missing_in(values: tuple | None, checks: PersonChecks) -> list[str]:
     return missing
 
 
-def trajectory_window(case: Person, investigation: Investigation, policy: DeadlinePolicy) -> tuple[datetime, datetime] | None:
-    anchor = case.onset_at or case.sampled_at
+def case_window(
+    case: tuple, checks: PersonChecks, investigation: Investigation, policy: DeadlinePolicy
+) -> tuple[datetime, datetime] | None:
+    """The trajectory window of a case (its lean values): onset (or sampling) − look-back to
+    min(isolation, clock start); None without onset and sampling times."""
+    anchor = case[checks.onset_at]
     if anchor is None:
-        return None
+        anchor = case[checks.sampled_at]
+        if anchor is None:
+            return None
     end = investigation.clock_start_at
-    if case.isolated_at is not None:
-        end = min(end, case.isolated_at)
-    start = anchor - policy.trajectory_look_back
+    isolated = case[checks.isolated_at]
+    if isolated is not None:
+        end = min(end, dt(isolated))
+    start = dt(anchor) - policy.trajectory_look_back
     return start, max(start, end)
 
 
@@ -456,7 +481,7 @@ def _core(facts: Facts, policy: DeadlinePolicy, now: datetime, checks: PersonChe
     persons = facts.persons
     return _contacts_outcome(
         facts, contacts, policy=policy, now=now, what="close/secondary contacts", empty_ok=False,
-        check=lambda c: missing_in(persons.get(c.person_id), checks),
+        check=lambda c: missing_in(persons.get(c.person_id), checks.core),
     )
 
 
@@ -466,18 +491,18 @@ _DAY_LABELS: dict[date, str] = {}
 
 def _full(facts: Facts, policy: DeadlinePolicy, now: datetime, checks: PersonChecks) -> _Outcome:
     gaps: list = []
-    case = facts.case
+    case, case_id = facts.case, facts.investigation.case_id
     if case is None:
-        gaps.append((facts.investigation.case_id, "case", ["person_record"]))
+        gaps.append((case_id, "case", ["person_record"]))
     else:
-        missing = [f"residence:{g}" for g in missing_groups(case, policy.residence_fields)]
-        workplace = _has(case, f"attr:{policy.workplace_attribute}") or any(
+        missing = [f"residence:{g}" for g in missing_in(case, checks.residence)]
+        workplace = case[checks.workplace]
+        if (workplace is None or workplace == "") and not any(
             (facts.places.get(v.place_id) and facts.places[v.place_id].kind in policy.workplace_place_kinds)
             for v in facts.case_visits
-        )
-        if not workplace:
+        ):
             missing.append("workplace")
-        window = trajectory_window(case, facts.investigation, policy)
+        window = case_window(case, checks, facts.investigation, policy)
         if window is None:
             missing.append("trajectory:window(onset_at|sampled_at)")
         else:
@@ -488,13 +513,13 @@ def _full(facts: Facts, policy: DeadlinePolicy, now: datetime, checks: PersonChe
                 if label is None:
                     label = labels[day] = f"trajectory:{day.isoformat()}"
                 missing.append(label)
-        missing.extend(f"family:{g}" for g in missing_groups(case, policy.family_fields))
+        missing.extend(f"family:{g}" for g in missing_in(case, checks.family))
         if missing:
-            gaps.append((case.id, "case", missing))
+            gaps.append((case_id, "case", missing))
     general = [c for c in facts.contacts if c.contact_class is ContactClass.GENERAL]
     persons = facts.persons
     for contact in general:
-        missing = missing_in(persons.get(contact.person_id), checks)
+        missing = missing_in(persons.get(contact.person_id), checks.core)
         if missing:
             gaps.append((contact.person_id, "general", missing))
     if gaps:
@@ -532,7 +557,7 @@ def _assist(facts: Facts, policy: DeadlinePolicy, now_us: int, checks: PersonChe
         row = facts.tracked.get(pid)
         if row is not None and row[2] is not None and row[2] <= now_us:
             continue
-        missing = missing_in(facts.persons.get(pid), checks)
+        missing = missing_in(facts.persons.get(pid), checks.core)
         if missing:
             gaps.append((pid, "pushed", missing))
     if gaps:
@@ -622,7 +647,7 @@ def evaluate_facts(facts: Facts, *, policy: DeadlinePolicy, now: datetime) -> In
 
     results: list[ClockResult] = []
     personal: dict[str, Clock] = {}
-    checks = person_checks(policy.core_fields)
+    checks = person_checks(policy)
     for m in facts.milestones:
         kind = m.kind
         if m.person_id is not None:
