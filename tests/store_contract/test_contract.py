@@ -18,6 +18,7 @@ from graph_models import (
 )
 from tests.builders import at, case, contact, person
 from tracing.store import GraphBatch
+from tracing.store.codec import to_epoch_us
 from tracing.store.port import ContactSpan
 
 
@@ -313,3 +314,39 @@ def test_find_persons_filters_combine_and_page_by_id(store):
     assert pages == [["A1", "A2", "A3"], ["A4", "A5", "B1"], ["B2", "B3", "B4"], ["B5"]]
     assert store.find_persons(region="11", after="A2", limit=1)[0].id == "A3"
     assert everyone[0] == store.get_persons(["A1"])["A1"]
+
+
+def test_person_fields_are_what_get_persons_holds(store):
+    store.apply(_sample_batch())
+    store.apply(GraphBatch(events=[contact("E9", "ghost", "P1", at(5))]))  # a stub endpoint is not a person
+    fields = ["name", "phone", "lat", "lon", "onset_at", "isolated_at", "status", "attr:age", "attr:note",
+              "attr:absent", "household_id", "address"]
+    got = store.person_fields(["C1", "P1", "ghost", "nobody", "C1"], fields)
+    assert set(got) == {"C1", "P1"}
+    assert got["C1"] == ("张三", "13800138000", 39.9, 116.4, to_epoch_us(at(10, 8)), to_epoch_us(at(11, 12)),
+                         "confirmed", 34, None, None, "H1", "朝阳区 1 号")
+    assert got["P1"] == (None, None, None, None, None, None, "none", None, None, None, "H1", None)
+    persons = store.get_persons(["C1", "P1"])
+    for pid, values in got.items():  # the same values as the model, times in µs
+        person = persons[pid]
+        expected = [
+            person.attributes.get(name[5:]) if name.startswith("attr:")
+            else to_epoch_us(getattr(person, name)) if isinstance(getattr(person, name), datetime)
+            else getattr(person, name)
+            for name in fields
+        ]
+        assert list(values) == expected
+    assert store.person_fields(["C1"], ["address"]) == {"C1": ("朝阳区 1 号",)}
+    assert store.person_fields(["C1"], []) == {"C1": ()}
+    assert store.person_fields([], ["name"]) == {}
+    with pytest.raises(ValueError):
+        store.person_fields(["C1"], ["attributes"])
+    with pytest.raises(ValueError):
+        store.person_fields(["C1"], ["name) FROM x --"])
+
+
+def test_person_fields_of_many_persons(store):
+    ids = [f"P{i:05d}" for i in range(2500)]
+    store.apply(GraphBatch(persons=[Person(id=i, phone=i, attributes={"workplace": f"w{i}"}) for i in ids]))
+    got = store.person_fields(ids, ["attr:workplace", "phone", "name"])
+    assert len(got) == 2500 and got["P01234"] == ("wP01234", "P01234", None)

@@ -19,6 +19,7 @@ import functools
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from enum import Enum
 
 from graph_models import ContactClass, Person, Place, Visit
 from graph_models.deadlines import (
@@ -38,6 +39,7 @@ from graph_models.deadlines import (
     MilestoneReason,
     MilestoneState,
     TrackedPerson,
+    TransferPolicy,
 )
 
 from ..store.port import ContactRef
@@ -48,20 +50,25 @@ __all__ = [
     "Clock",
     "ClockResult",
     "Facts",
+    "PersonChecks",
     "InvestigationEvaluation",
     "base_milestones",
+    "case_window",
     "evaluate_facts",
     "missing_groups",
+    "missing_in",
+    "person_checks",
+    "person_values",
     "natural_next_check",
     "next_check_at",
     "plan_crossings",
     "plan_write",
     "reason_json",
     "state_at",
-    "trajectory_window",
 ]
 
 _CORE_CLASSES = (ContactClass.CLOSE, ContactClass.SECONDARY)
+_TRANSFER_CLASSES = {p: p.classes for p in TransferPolicy}  # a property building a new set on each read
 _US = timedelta(microseconds=1)
 
 _PENDING, _AT_RISK, _MISSED = MilestoneState.PENDING, MilestoneState.AT_RISK, MilestoneState.MISSED
@@ -74,14 +81,17 @@ class Facts:
     """Everything one evaluation reads, loaded in batches by the service.
 
     ``milestones`` are the stored clocks (sorted by id); ``tracked`` maps a
-    person id to ``(role, first_seen_at µs, resolved_at µs | None)``.
+    person id to ``(role, first_seen_at µs, resolved_at µs | None)``;
+    ``persons`` maps the id of each contact or pushed person, and ``case`` is the
+    case, as the values the checks read (``person_checks(policy).fields``, as
+    :meth:`~tracing.store.port.GraphReader.person_fields` returns them).
     """
 
     investigation: Investigation
     milestones: list[Clock]
-    case: Person | None = None
+    case: tuple | None = None
     contacts: list[ContactRef] = field(default_factory=list)
-    persons: dict[str, Person] = field(default_factory=dict)
+    persons: dict[str, tuple] = field(default_factory=dict)
     case_visits: list[Visit] = field(default_factory=list)
     places: dict[str, Place] = field(default_factory=dict)
     arrivals: list[InvestigatorArrival] = field(default_factory=list)
@@ -250,14 +260,99 @@ def missing_groups(person: Person | None, groups: tuple[tuple[str, ...], ...]) -
 _LABELS: dict[tuple[str, ...], str] = {}
 
 
-def trajectory_window(case: Person, investigation: Investigation, policy: DeadlinePolicy) -> tuple[datetime, datetime] | None:
-    anchor = case.onset_at or case.sampled_at
+_Groups = tuple[tuple[str, tuple[tuple[int, ...], ...]], ...]
+
+
+@dataclass(frozen=True)
+class PersonChecks:
+    """A policy's requirements compiled against the values :meth:`~tracing.store.port.GraphReader.person_fields` reads.
+
+    ``fields``: what the sweep reads of each person (contacts, pushed persons and cases alike).
+    ``core`` / ``residence`` / ``family``: each group's label with its alternatives, an
+    alternative being the indexes (into ``fields``) that must all be non-empty
+    (``location`` is ``lat`` and ``lon``). The other attributes are indexes of single fields.
+    """
+
+    fields: tuple[str, ...]
+    core: _Groups
+    residence: _Groups
+    family: _Groups
+    workplace: int
+    onset_at: int
+    sampled_at: int
+    isolated_at: int
+
+
+def person_checks(policy: DeadlinePolicy) -> PersonChecks:
+    """What the sweep reads and checks of a person under ``policy``."""
+    return _compile_checks(policy.core_fields, policy.residence_fields, policy.family_fields, policy.workplace_attribute)
+
+
+@functools.lru_cache(maxsize=64)
+def _compile_checks(core, residence, family, workplace_attribute: str) -> PersonChecks:
+    fields: list[str] = []
+
+    def index(name: str) -> int:
+        if name not in fields:
+            fields.append(name)
+        return fields.index(name)
+
+    def compiled(groups) -> _Groups:
+        return tuple(
+            ("|".join(group), tuple((index("lat"), index("lon")) if n == "location" else (index(n),) for n in group))
+            for group in groups
+        )
+
+    core_groups, residence_groups, family_groups = compiled(core), compiled(residence), compiled(family)
+    singles = (index(f"attr:{workplace_attribute}"), index("onset_at"), index("sampled_at"), index("isolated_at"))
+    return PersonChecks(tuple(fields), core_groups, residence_groups, family_groups, *singles)
+
+
+def person_values(person: Person, fields: tuple[str, ...]) -> tuple:
+    """``fields`` of a loaded person as :meth:`~tracing.store.port.GraphReader.person_fields` returns them."""
+    values = []
+    for name in fields:
+        if name[:5] == "attr:":
+            values.append(person.attributes.get(name[5:]))
+            continue
+        value = getattr(person, name)
+        values.append(us(value) if isinstance(value, datetime) else value.value if isinstance(value, Enum) else value)
+    return tuple(values)
+
+
+def missing_in(values: tuple | None, groups: _Groups) -> list[str]:
+    """:func:`missing_groups` on lean values (None: no person record) and compiled groups (:class:`PersonChecks`)."""
+    if values is None:
+        return ["person_record"]
+    missing = []
+    for label, alternatives in groups:
+        for indexes in alternatives:
+            for i in indexes:
+                value = values[i]
+                if value is None or value == "":
+                    break
+            else:
+                break  # every field of this alternative is there: the group is satisfied
+        else:
+            missing.append(label)
+    return missing
+
+
+def case_window(
+    case: tuple, checks: PersonChecks, investigation: Investigation, policy: DeadlinePolicy
+) -> tuple[datetime, datetime] | None:
+    """The trajectory window of a case (its lean values): onset (or sampling) − look-back to
+    min(isolation, clock start); None without onset and sampling times."""
+    anchor = case[checks.onset_at]
     if anchor is None:
-        return None
+        anchor = case[checks.sampled_at]
+        if anchor is None:
+            return None
     end = investigation.clock_start_at
-    if case.isolated_at is not None:
-        end = min(end, case.isolated_at)
-    start = anchor - policy.trajectory_look_back
+    isolated = case[checks.isolated_at]
+    if isolated is not None:
+        end = min(end, dt(isolated))
+    start = dt(anchor) - policy.trajectory_look_back
     return start, max(start, end)
 
 
@@ -296,21 +391,41 @@ def trusted(cls, values: dict):
     return obj
 
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_quote = json.encoder.encode_basestring  # a JSON string literal, non-ASCII kept (what ensure_ascii=False writes)
 
 
 def reason_json(summary: str, gaps: list[tuple[str | None, str, list[str]]]) -> str:
-    """``MilestoneReason(summary, gaps).model_dump_json()``, byte for byte, from plain values."""
+    """``MilestoneReason(summary, gaps).model_dump_json()``, byte for byte, from plain values.
+
+    Spelled out with the C string quoter rather than a generic encoder: the sweep encodes
+    every evaluated clock's reason (~4,000 per tick) to see whether it changed.
+    """
     if not gaps:  # met clocks: few distinct summaries, each encoded once
         return _reason_without_gaps(summary)
-    return _dumps({
-        "summary": summary, "gaps": [{"person_id": p, "role": r, "missing": m} for p, r, m in gaps]
-    })
+    missing_json = _MISSING_JSON
+    parts = []
+    for person_id, role, missing in gaps:
+        key = tuple(missing)
+        encoded = missing_json.get(key)
+        if encoded is None:
+            encoded = ",".join(map(_quote, key))
+            if len(missing_json) < 4096:
+                missing_json[key] = encoded
+        parts.append(
+            f'{{"person_id":{"null" if person_id is None else _quote(person_id)},"role":{_quote(role)},'
+            f'"missing":[{encoded}]}}'
+        )
+    return f'{{"summary":{_quote(summary)},"gaps":[{",".join(parts)}]}}'
+
+
+#: Encoded ``missing`` lists: mostly a handful of requirement labels, each encoded once (bounded: dated
+#: trajectory gaps keep changing).
+_MISSING_JSON: dict[tuple[str, ...], str] = {}
 
 
 @functools.lru_cache(maxsize=4096)
 def _reason_without_gaps(summary: str) -> str:
-    return _dumps({"summary": summary, "gaps": []})
+    return f'{{"summary":{_quote(summary)},"gaps":[]}}'
 
 
 def _reason_model(summary: str, gaps: list[tuple[str | None, str, list[str]]]) -> MilestoneReason:
@@ -361,41 +476,50 @@ def _on_scene(facts: Facts, now: datetime) -> _Outcome:
     return False, "no investigator arrival recorded", [(None, "investigation", ["investigator_arrival"])], None
 
 
-def _core(facts: Facts, policy: DeadlinePolicy, now: datetime) -> _Outcome:
+def _core(facts: Facts, policy: DeadlinePolicy, now: datetime, checks: PersonChecks) -> _Outcome:
     contacts = [c for c in facts.contacts if c.contact_class in _CORE_CLASSES]
-    persons, fields = facts.persons, policy.core_fields
+    persons = facts.persons
     return _contacts_outcome(
         facts, contacts, policy=policy, now=now, what="close/secondary contacts", empty_ok=False,
-        check=lambda c: missing_groups(persons.get(c.person_id), fields),
+        check=lambda c: missing_in(persons.get(c.person_id), checks.core),
     )
 
 
-def _full(facts: Facts, policy: DeadlinePolicy, now: datetime) -> _Outcome:
+#: ``trajectory:<day>`` labels, built once per calendar day (a case without visits lacks ~7 of them at each evaluation).
+_DAY_LABELS: dict[date, str] = {}
+
+
+def _full(facts: Facts, policy: DeadlinePolicy, now: datetime, checks: PersonChecks) -> _Outcome:
     gaps: list = []
-    case = facts.case
+    case, case_id = facts.case, facts.investigation.case_id
     if case is None:
-        gaps.append((facts.investigation.case_id, "case", ["person_record"]))
+        gaps.append((case_id, "case", ["person_record"]))
     else:
-        missing = [f"residence:{g}" for g in missing_groups(case, policy.residence_fields)]
-        workplace = _has(case, f"attr:{policy.workplace_attribute}") or any(
+        missing = [f"residence:{g}" for g in missing_in(case, checks.residence)]
+        workplace = case[checks.workplace]
+        if (workplace is None or workplace == "") and not any(
             (facts.places.get(v.place_id) and facts.places[v.place_id].kind in policy.workplace_place_kinds)
             for v in facts.case_visits
-        )
-        if not workplace:
+        ):
             missing.append("workplace")
-        window = trajectory_window(case, facts.investigation, policy)
+        window = case_window(case, checks, facts.investigation, policy)
         if window is None:
             missing.append("trajectory:window(onset_at|sampled_at)")
         else:
             visits = [v for v in facts.case_visits if v.end >= window[0] and v.start <= window[1]]
-            missing.extend(f"trajectory:{d.isoformat()}" for d in uncovered_days(visits, *window, policy.day_offset))
-        missing.extend(f"family:{g}" for g in missing_groups(case, policy.family_fields))
+            labels = _DAY_LABELS
+            for day in uncovered_days(visits, *window, policy.day_offset):
+                label = labels.get(day)
+                if label is None:
+                    label = labels[day] = f"trajectory:{day.isoformat()}"
+                missing.append(label)
+        missing.extend(f"family:{g}" for g in missing_in(case, checks.family))
         if missing:
-            gaps.append((case.id, "case", missing))
+            gaps.append((case_id, "case", missing))
     general = [c for c in facts.contacts if c.contact_class is ContactClass.GENERAL]
-    persons, fields = facts.persons, policy.core_fields
+    persons = facts.persons
     for contact in general:
-        missing = missing_groups(persons.get(contact.person_id), fields)
+        missing = missing_in(persons.get(contact.person_id), checks.core)
         if missing:
             gaps.append((contact.person_id, "general", missing))
     if gaps:
@@ -425,7 +549,7 @@ def _transfer(facts: Facts, required: list[ContactRef], policy: DeadlinePolicy, 
     return outcome
 
 
-def _assist(facts: Facts, policy: DeadlinePolicy, now_us: int) -> _Outcome:
+def _assist(facts: Facts, policy: DeadlinePolicy, now_us: int, checks: PersonChecks) -> _Outcome:
     request = facts.request
     pushed = request.person_ids if request else sorted(facts.tracked)
     gaps = []
@@ -433,7 +557,7 @@ def _assist(facts: Facts, policy: DeadlinePolicy, now_us: int) -> _Outcome:
         row = facts.tracked.get(pid)
         if row is not None and row[2] is not None and row[2] <= now_us:
             continue
-        missing = missing_groups(facts.persons.get(pid), policy.core_fields)
+        missing = missing_in(facts.persons.get(pid), checks.core)
         if missing:
             gaps.append((pid, "pushed", missing))
     if gaps:
@@ -518,11 +642,12 @@ def evaluate_facts(facts: Facts, *, policy: DeadlinePolicy, now: datetime) -> In
                     "investigation_id": inv.id, "person_id": contact.person_id, "role": role, "first_seen_at": dt(seen),
                 }))
 
-    transfer_classes = policy.transfer_policy.classes
+    transfer_classes = _TRANSFER_CLASSES[policy.transfer_policy]
     required = [c for c in facts.contacts if c.contact_class in transfer_classes]
 
     results: list[ClockResult] = []
     personal: dict[str, Clock] = {}
+    checks = person_checks(policy)
     for m in facts.milestones:
         kind = m.kind
         if m.person_id is not None:
@@ -532,23 +657,24 @@ def evaluate_facts(facts: Facts, *, policy: DeadlinePolicy, now: datetime) -> In
         if kind is MilestoneKind.ON_SCENE:
             outcome = _on_scene(facts, now)
         elif kind is MilestoneKind.CORE_INFO:
-            outcome = _core(facts, policy, now)
+            outcome = _core(facts, policy, now, checks)
         elif kind is MilestoneKind.FULL_INFO:
-            outcome = _full(facts, policy, now)
+            outcome = _full(facts, policy, now, checks)
         elif kind is MilestoneKind.TRANSFER:
             outcome = _transfer(facts, required, policy, now)
         else:
-            outcome = _assist(facts, policy, now_us)
+            outcome = _assist(facts, policy, now_us, checks)
         results.append(_finish(m, outcome, change_time=change_time, now=now_us))
 
     # Personal transfer clocks: one per late-discovered person who must be centrally isolated.
     required_ids = {c.person_id: c for c in required}
     fresh_ids: set[str] = set()
-    duration = policy.hours_for(inv.region).of(MilestoneKind.TRANSFER) if required_ids else None
-    if inv.kind is InvestigationKind.CASE and duration is not None and required_ids:
+    if inv.kind is InvestigationKind.CASE and required_ids:
         clock_start = us(inv.clock_start_at)
-        for pid in sorted(required_ids):
-            if pid not in personal and first_seen[pid] > clock_start:
+        late = [pid for pid in sorted(required_ids) if pid not in personal and first_seen[pid] > clock_start]
+        duration = policy.hours_for(inv.region).of(MilestoneKind.TRANSFER) if late else None
+        if duration is not None:
+            for pid in late:
                 personal[pid] = _new_clock(inv, MilestoneKind.TRANSFER, pid, first_seen[pid], duration // _US,
                                            policy.at_risk_lead // _US)
                 fresh_ids.add(pid)

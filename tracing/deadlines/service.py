@@ -32,11 +32,12 @@ from .engine import (
     Facts,
     InvestigationEvaluation,
     base_milestones,
+    case_window,
     crossing_is_time_only,
     evaluate_facts,
+    person_checks,
     plan_crossings,
     plan_write,
-    trajectory_window,
 )
 from .repository import Clock, DeadlineRepository, DirtyMark, EvaluationWrite
 from .rows import us
@@ -278,7 +279,7 @@ def _load_batch(
         if inv.kind is InvestigationKind.CASE and inv.status is InvestigationStatus.OPEN
     ])
     facts: dict[str, Facts] = {}
-    wanted: set[str] = set()
+    wanted: set[str] = set()  # contacts, pushed persons and cases: the checks read a few fields of each
     no_contacts: list = []
     for inv_id, inv in investigations.items():
         f = facts[inv_id] = Facts(
@@ -294,16 +295,18 @@ def _load_batch(
             wanted.update(c.person_id for c in f.contacts)
         else:
             wanted.update(f.tracked)
-    persons = store.get_persons(wanted)
+    checks = person_checks(policy)
+    persons = store.person_fields(wanted, checks.fields) if wanted else {}
     windows: dict[str, tuple[datetime, datetime]] = {}
     for f in facts.values():
         f.persons = persons
         if f.investigation.kind is InvestigationKind.CASE and f.investigation.status is InvestigationStatus.OPEN:
-            f.case = persons.get(f.investigation.case_id)
+            case_id = f.investigation.case_id
+            f.case = persons.get(case_id)
             if f.case is not None and any(c.kind is MilestoneKind.FULL_INFO for c in f.milestones):
-                window = trajectory_window(f.case, f.investigation, policy)
+                window = case_window(f.case, checks, f.investigation, policy)
                 if window is not None:
-                    windows[f.case.id] = window
+                    windows[case_id] = window
     if windows:
         start, end = min(w[0] for w in windows.values()), max(w[1] for w in windows.values())
         by_case: dict[str, list] = {}
@@ -312,9 +315,10 @@ def _load_batch(
         if by_case:
             places = store.get_places({v.place_id for vs in by_case.values() for v in vs})
             for f in facts.values():
-                if f.case is not None and f.case.id in by_case:
-                    lo, hi = windows[f.case.id]
-                    f.case_visits = [v for v in by_case[f.case.id] if v.end >= lo and v.start <= hi]
+                case_id = f.investigation.case_id
+                if f.case is not None and case_id in by_case:
+                    lo, hi = windows[case_id]
+                    f.case_visits = [v for v in by_case[case_id] if v.end >= lo and v.start <= hi]
                     f.places = places
     required = {c.person_id for f in facts.values() for c in f.contacts}
     isolation = repo.isolation_arrivals_of(required) if required else {}

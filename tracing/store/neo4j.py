@@ -68,7 +68,7 @@ from graph_models import (
 )
 
 from .codec import from_epoch_us, to_epoch_us
-from .port import ContactRef, ContactSpan, GraphBatch, StoreCounts, region_subtree_bounds
+from .port import ContactRef, ContactSpan, GraphBatch, StoreCounts, check_person_fields, region_subtree_bounds
 
 __all__ = ["Neo4jStore", "Neo4jUnavailable"]
 
@@ -216,6 +216,12 @@ _GET_PERSONS: LiteralString = """
 UNWIND $ids AS pid
 MATCH (n:Person {id: pid}) WHERE n.record = true
 RETURN properties(n) AS props
+"""
+# Dynamic property reads ($fields are checked names); the attributes JSON only when asked for.
+_PERSON_FIELDS_QUERY: LiteralString = """
+UNWIND $ids AS pid
+MATCH (n:Person {id: pid}) WHERE n.record = true
+RETURN n.id AS id, [name IN $fields | n[name]] AS values, CASE WHEN $attributes THEN n.attributes END AS attributes
 """
 _ISOLATION_TIMES: LiteralString = """
 UNWIND $ids AS pid
@@ -561,6 +567,26 @@ class _KeyedReads:
         if not ids:
             return {}
         return {p.id: p for p in (_person(r["props"]) for r in self._read(_GET_PERSONS, ids=ids))}
+
+    def person_fields(self, person_ids: Iterable[str], fields: Sequence[str]) -> dict[str, tuple]:
+        check_person_fields(fields)
+        ids = _unique(person_ids)
+        if not ids:
+            return {}
+        # Times are stored as µs already; attributes as one JSON string (see _node_props).
+        plain = [name for name in fields if not name.startswith("attr:")]
+        keys = {i: name[5:] for i, name in enumerate(fields) if name.startswith("attr:")}
+        found: dict[str, tuple] = {}
+        for r in self._read(_PERSON_FIELDS_QUERY, ids=ids, fields=plain, attributes=bool(keys)):
+            if not keys:
+                found[r["id"]] = tuple(r["values"])
+                continue
+            attributes = json.loads(r["attributes"]) if r["attributes"] else {}
+            plain_values = iter(r["values"])
+            found[r["id"]] = tuple(
+                attributes.get(keys[i]) if i in keys else next(plain_values) for i in range(len(fields))
+            )
+        return found
 
     def isolation_times(self, person_ids: Iterable[str]) -> dict[str, datetime | None]:
         ids = _unique(person_ids)

@@ -84,6 +84,19 @@ class ContactRef(NamedTuple):
     contact_class: ContactClass
 
 
+#: Fields :meth:`GraphReader.person_fields` reads by name (``attributes`` is read per key, as ``attr:<key>``).
+PERSON_FIELD_NAMES = frozenset(Person.model_fields) - {"attributes"}
+#: Person fields stored as times (read back by :meth:`GraphReader.person_fields` as integer µs since the epoch).
+PERSON_TIME_FIELDS = ("onset_at", "sampled_at", "confirmed_at", "reported_at", "isolated_at")
+
+
+def check_person_fields(fields: Sequence[str]) -> None:
+    """Raise ValueError unless every name is a :data:`PERSON_FIELD_NAMES` member or ``attr:<key>``."""
+    for name in fields:
+        if name not in PERSON_FIELD_NAMES and not (name.startswith("attr:") and len(name) > 5):
+            raise ValueError(f"unknown person field {name!r}: use one of {sorted(PERSON_FIELD_NAMES)} or attr:<key>")
+
+
 @dataclass(frozen=True)
 class StoreCounts:
     persons: int
@@ -107,6 +120,20 @@ class GraphReader(Protocol):
 
     def isolation_times(self, person_ids: Iterable[str]) -> dict[str, datetime | None]:
         """``isolated_at`` of the given persons (unknown ids absent): what traversals need, cheaply."""
+
+    def person_fields(self, person_ids: Iterable[str], fields: Sequence[str]) -> dict[str, tuple]:
+        """A few fields of persons by id, each person's as a tuple in ``fields`` order (unknown ids absent).
+
+        A field is a :class:`Person` field name (:data:`PERSON_FIELD_NAMES`; times as integer µs since
+        the epoch, UTC; ``status`` as its string value) or ``attr:<key>`` (that entry of ``attributes``,
+        None when absent). The values :meth:`get_persons` would hold, without building and validating
+        whole models: the deadline sweep checks a few fields of thousands of persons per tick.
+
+        Raises
+        ------
+        ValueError
+            For a name that is neither (see :func:`check_person_fields`).
+        """
 
     def find_persons(
         self,

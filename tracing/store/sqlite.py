@@ -14,8 +14,11 @@ import threading
 from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import TypeVar
+
+from pydantic_core import from_json
 
 from graph_models import (
     Closeness,
@@ -32,7 +35,15 @@ from graph_models import (
 )
 
 from .codec import from_epoch_us, to_epoch_us
-from .port import ContactRef, ContactSpan, GraphBatch, StoreCounts, region_subtree_bounds
+from .port import (
+    PERSON_TIME_FIELDS,
+    ContactRef,
+    ContactSpan,
+    GraphBatch,
+    StoreCounts,
+    check_person_fields,
+    region_subtree_bounds,
+)
 
 R = TypeVar("R")
 
@@ -324,6 +335,29 @@ class SQLiteStore:
         for chunk in _chunks(person_ids):
             sql = f"SELECT id, isolated_at FROM persons WHERE id IN ({_marks(len(chunk))})"
             found.update((pid, _from_us(at)) for pid, at in self._query(sql, chunk))
+        return found
+
+    def person_fields(self, person_ids: Iterable[str], fields: Sequence[str]) -> dict[str, tuple]:
+        check_person_fields(fields)
+        # Times come from their columns (already µs); every other field from the stored document, parsed
+        # by pydantic-core's JSON reader (a dict, no model: the values were validated when written).
+        times = [name for name in fields if name in PERSON_TIME_FIELDS]
+        plain = [name for name in fields if name not in PERSON_TIME_FIELDS and not name.startswith("attr:")]
+        keys = [name[5:] for name in fields if name.startswith("attr:")]
+        # A row is assembled as (*times, *plain, *attribute values), then put in the order asked for.
+        layout = [*times, *plain, *(f"attr:{k}" for k in keys)]
+        order = itemgetter(*(layout.index(name) for name in fields)) if len(fields) > 1 else None
+        columns = ", ".join(times)  # names from PERSON_TIME_FIELDS only
+        found: dict[str, tuple] = {}
+        for chunk in _chunks(person_ids):
+            sql = f"SELECT id, {columns + ', ' if columns else ''}doc FROM persons WHERE id IN ({_marks(len(chunk))})"
+            for row in self._query(sql, chunk):
+                doc = from_json(row[-1])
+                values = (*row[1:-1], *map(doc.get, plain))
+                if keys:
+                    attributes = doc.get("attributes") or {}
+                    values = (*values, *map(attributes.get, keys))
+                found[row[0]] = order(values) if order else values
         return found
 
     def find_persons(
