@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Body, Query
+from fastapi import Body, Query, Response
 
 from graph_models import Chain, ChainDirection, ChainVia, ContactEvent, Person, PersonStatus, as_utc
 from tracing import service
 from tracing.store import GraphBatch
 
-from ..deps import AuditDep, CurrentUser, DeadlinePolicyDep, IdempotencyDep, NowDep, PolicyDep, StoreDep
+from ..deps import AuditDep, CurrentUser, DeadlinePolicyDep, IdempotencyDep, NowDep, PolicyDep, StoreDep, run_store
 from ..errors import ApiProblem, RowError
 from ..listing import list_persons
 from ..pagination import Page, decode_cursor, encode_cursor
@@ -119,13 +119,20 @@ def person_links(person_id: str, store: StoreDep, user: CurrentUser, audit: Audi
 
 
 @router.get("/persons/{person_id}/chain", response_model=Chain, dependencies=[Allow(Perm.CHAINS_READ)])
-def chain(
+async def chain(
     person_id: str, store: StoreDep, user: CurrentUser, audit: AuditDep, policy: PolicyDep, now: NowDep,
     direction: ChainDirection = ChainDirection.DOWN, via: ChainVia = ChainVia.CONTACTS,
     hops: Annotated[int | None, Query(ge=1, le=20)] = None,
-) -> Chain:
+) -> Response:
     """Time-respecting descendants (down) or possible sources (up) within ``hops`` steps."""
-    visible_person(store, user, person_id)
-    result = service.chain(store, person_id, direction=direction, via=via, hops=hops, policy=policy, now=now)
+
+    def read() -> Chain:
+        visible_person(store, user, person_id)
+        return service.chain(store, person_id, direction=direction, via=via, hops=hops, policy=policy, now=now)
+
+    # async + run_store: on SQLite the reads run on the event loop (no thread-pool hop per request).
+    result = await run_store(store, read)
     audit.read(m.person_id for m in result.members)
-    return result
+    # Already a validated Chain: serialise it once in pydantic-core instead of FastAPI
+    # re-validating it against response_model (which still documents the shape).
+    return Response(result.model_dump_json(), media_type="application/json")

@@ -117,7 +117,7 @@ def test_batch_size_is_bounded(api):
 
 
 def test_request_body_limit_is_413(sqlite_store, now):
-    for api in make_api(sqlite_store, now, api_settings=ApiSettings(max_body_bytes=2048, audit_flush_seconds=0,
+    for api in make_api(sqlite_store, now, api_settings=ApiSettings(max_body_bytes=2048,
                                                                      access_log=False)):
         big = [{"id": f"p{i}", "name": "x" * 50} for i in range(100)]
         response = api.post("admin", "/places", json=big)
@@ -216,7 +216,7 @@ def test_audit_log_is_append_only(api):
 
 
 def test_batched_audit_writer_flushes_before_reads(sqlite_store, now):
-    for api in make_api(sqlite_store, now, api_settings=ApiSettings(audit_flush_seconds=30, access_log=False)):
+    for api in make_api(sqlite_store, now, api_settings=ApiSettings(access_log=False)):
         api.get("admin", "/persons/C1")
         assert [e["person_ids"] for e in api.get("admin", "/audit").json()["items"]] == [["C1"]]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import hmac
@@ -9,7 +10,8 @@ import io
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 
 from ..store.port import GraphStore
@@ -21,8 +23,10 @@ __all__ = [
     "AuditWriter",
     "TokenCache",
     "audit_csv",
+    "audit_repository",
     "auth_repository",
     "authenticate",
+    "cached_user",
     "create_user",
     "hash_token",
     "issue_token",
@@ -134,6 +138,15 @@ class TokenCache:
             self._entries.clear()
 
 
+def cached_user(token: str, cache: TokenCache | None) -> tuple[bool, User | None]:
+    """``(True, user)`` when ``token`` is decided without the store (cached, or malformed), else ``(False, None)``."""
+    if not token or len(token) > 512:
+        return True, None
+    if cache is None:
+        return False, None
+    return cache.get(hash_token(token))
+
+
 def authenticate(repo: AuthRepository, token: str, *, cache: TokenCache | None = None) -> User | None:
     """The active user holding ``token``, or None. Compares hashes in constant time."""
     if not token or len(token) > 512:
@@ -154,59 +167,145 @@ def authenticate(repo: AuthRepository, token: str, *, cache: TokenCache | None =
 
 
 class AuditWriter:
-    """Appends audit entries, synchronously (``flush_interval=0``) or in batches from a background thread.
+    """Appends audit entries; each request waits until its entries are committed (group commit).
 
-    Batched mode keeps the audit write off the request path (one
-    transaction per ``flush_interval`` seconds instead of one per request);
-    :meth:`close` flushes what is pending, and readers call :meth:`flush`
-    first so GET /audit always includes every earlier request.
+    With ``group_commit`` a writer thread appends every entry submitted
+    while it was busy in ONE transaction (on ``repo``, which should hold its
+    own connection: see :func:`audit_repository`), then wakes the waiters
+    of that group. A request therefore still answers only after its audit
+    row is durable, and a failed append fails every request of its group,
+    but N concurrent requests cost one commit instead of N. Without it,
+    :meth:`submit` appends in the caller's thread.
     """
 
-    def __init__(self, repo: AuthRepository, *, flush_interval: float = 0.2, max_pending: int = 5_000) -> None:
-        self.repo, self.flush_interval, self.max_pending = repo, flush_interval, max_pending
-        self._pending: list[AuditEntry] = []
-        self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()
-        self._stop = threading.Event()
+    def __init__(self, repo: AuthRepository, *, group_commit: bool = True,
+                 on_close: Callable[[], None] | None = None) -> None:
+        self.repo, self._on_close = repo, on_close
+        self._pending: list[tuple[Sequence[AuditEntry], object]] = []
+        self._cond = threading.Condition()
+        self._busy = False
+        self._stop = False
         self._thread: threading.Thread | None = None
-        if flush_interval > 0:
+        if group_commit:
             self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
             self._thread.start()
 
-    def record(self, entry: AuditEntry) -> None:
+    # --- submitting ---------------------------------------------------------------------------
+    def submit(self, entries: Sequence[AuditEntry]) -> Awaitable[None] | Future[None]:
+        """Queue ``entries``; the result completes (or fails) when they are committed.
+
+        Called on a running event loop it returns an asyncio future of that
+        loop (resolved with one wake-up per loop and group); in any other
+        thread a :class:`concurrent.futures.Future`.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            waiter: object = (loop, loop.create_future())
+            result = waiter[1]
+        else:
+            waiter = result = Future()
         if self._thread is None:
-            self.repo.append_audit([entry])
+            self._commit([(entries, waiter)])
+            return result
+        with self._cond:
+            if self._stop:
+                raise RuntimeError("audit writer is closed")
+            self._pending.append((entries, waiter))
+            self._cond.notify()
+        return result
+
+    def record(self, entry: AuditEntry) -> None:
+        """Append ``entry`` and wait for its commit (for callers outside an event loop)."""
+        done = self.submit([entry])
+        if isinstance(done, Future):
+            done.result()
+        else:  # on a loop thread: cannot block on the loop's own future
+            raise RuntimeError("AuditWriter.record called on an event loop; await submit() instead")
+
+    def flush(self, timeout: float | None = 30) -> None:
+        """Wait until everything submitted before this call is committed (or failed)."""
+        if self._thread is None:
             return
-        with self._lock:
-            self._pending.append(entry)
-            full = len(self._pending) >= self.max_pending
-        if full:
-            self.flush()
+        with self._cond:
+            self._cond.wait_for(lambda: not self._pending and not self._busy, timeout=timeout)
 
-    def flush(self) -> None:
-        with self._flush_lock:
-            with self._lock:
-                batch, self._pending = self._pending, []
-            if batch:
-                try:
-                    self.repo.append_audit(batch)
-                except Exception:
-                    with self._lock:  # keep them for the next attempt, in order
-                        self._pending[:0] = batch
-                    raise
-
+    # --- the writer thread ---------------------------------------------------------------------
     def _run(self) -> None:
-        while not self._stop.wait(self.flush_interval):
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending or self._stop)
+                if not self._pending:
+                    return
+                group, self._pending = self._pending, []
+                self._busy = True
             try:
-                self.flush()
-            except Exception:  # noqa: BLE001 - retried on the next tick
-                log.exception("audit flush failed; will retry")
+                self._commit(group)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _commit(self, group: list[tuple[Sequence[AuditEntry], object]]) -> None:
+        error: BaseException | None = None
+        entries = [e for batch, _ in group for e in batch]
+        try:
+            if entries:
+                self.repo.append_audit(entries)
+        except Exception as exc:  # noqa: BLE001 - handed to every waiter of the group
+            log.exception("audit append failed for %d entries", len(entries))
+            error = exc
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
+        for _, waiter in group:
+            if isinstance(waiter, Future):
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
+            else:
+                loop, future = waiter
+                by_loop.setdefault(loop, []).append(future)
+        for loop, futures in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, futures, error)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
 
     def close(self) -> None:
-        self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
-        self.flush()
+            with self._cond:
+                self._stop = True
+                self._cond.notify_all()
+            self._thread.join(timeout=30)
+        if self._on_close is not None:
+            self._on_close()
+
+
+def _settle(futures: list[asyncio.Future], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():  # the request was cancelled (client gone)
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+def audit_repository(store: GraphStore) -> tuple[AuthRepository, Callable[[], None]]:
+    """An auth repository for the audit writer thread, and how to close it.
+
+    For a SQLite file it has its own connection, so that audit commits never
+    hold the lock the request reads take (WAL lets that connection write
+    while the others read); elsewhere it is the store's own repository.
+    """
+    from ..store.sqlite import SQLiteStore
+
+    if isinstance(store, SQLiteStore) and store.path != ":memory:":
+        own = SQLiteStore(store.path)
+        return auth_repository(own), own.close
+    return auth_repository(store), lambda: None
 
 
 AUDIT_CSV_COLUMNS = ("seq", "at", "user", "role", "method", "endpoint", "path", "action", "person_ids")
