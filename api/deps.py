@@ -71,11 +71,17 @@ class AppState:
     started_at: datetime = field(default_factory=utc_now)
 
 
-async def get_state(request: Request) -> AppState:
+def app_state(request: Request) -> AppState:
+    """The typed state, read directly: the dependencies below call this instead of depending on
+    :data:`StateDep`, because FastAPI solves a dependency's whole sub-tree on every use, cached or not."""
     state = getattr(request.app.state, "tg", None)
     if state is None:  # the lifespan has not run
         raise HTTPException(503, "service is starting")
     return state
+
+
+async def get_state(request: Request) -> AppState:
+    return app_state(request)
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
@@ -119,9 +125,9 @@ _bearer = HTTPBearer(auto_error=False, description="Token from `tracegraph users
 
 
 async def get_current_user(
-    request: Request, state: StateDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
+    state = app_state(request)
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
     token = credentials.credentials
@@ -180,8 +186,8 @@ class Audit:
             await (asyncio.wrap_future(done) if isinstance(done, Future) else done)
 
 
-async def get_audit(request: Request, user: CurrentUser, state: StateDep) -> Audit:
-    audit = Audit(request, user, state)
+async def get_audit(request: Request, user: CurrentUser) -> Audit:
+    audit = Audit(request, user, app_state(request))
     request.state.audit = audit
     return audit
 
