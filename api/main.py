@@ -11,7 +11,7 @@ from datetime import datetime
 
 from fastapi import FastAPI
 
-from tracing.auth import AuditWriter, TokenCache, audit_repository, auth_repository
+from tracing.auth import AuditWriter, TokenCache, auth_repository
 from tracing.config import Settings
 from tracing.deadlines import deadline_repository
 from tracing.scheduler import build_scheduler, deadline_settings
@@ -83,11 +83,8 @@ def create_app(
         audit = None
         try:
             auth = auth_repository(opened)
-            if api.audit_group_commit:
-                audit_repo, close_audit_repo = audit_repository(opened)
-                audit = AuditWriter(audit_repo, on_close=close_audit_repo)
-            else:
-                audit = AuditWriter(auth, group_commit=False)
+            audit = AuditWriter(auth, group_commit=api.audit_group_commit,
+                                inline=getattr(opened, "reads_in_process", False))
             config = deadline_settings(settings)
             run_scheduler = owned if start_scheduler is None else start_scheduler
             if run_scheduler and config.enabled and deadline_repository(opened) is not None:

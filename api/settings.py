@@ -16,8 +16,8 @@ class ApiSettings(BaseSettings):
     token_cache_seconds: float = Field(default=10, ge=0, description="Revocation takes effect within this time")
     audit_group_commit: bool = Field(
         default=True,
-        description="Audit rows of concurrent requests are committed together by a writer thread (each "
-        "response still waits for its own rows); false = each request appends its own",
+        description="Audit rows of the requests of one event-loop turn are committed in one transaction "
+        "(each response still waits for its own rows); false = each request appends its own",
     )
     idempotency_ttl_hours: float = Field(default=24, gt=0)
     access_log: bool = Field(default=True, description="One JSON log line per request")

@@ -237,7 +237,7 @@ def test_audit_log_is_append_only(api):
 
 @pytest.mark.parametrize("group_commit", [True, False])
 def test_audit_row_is_committed_before_the_response(tmp_path, now, group_commit):
-    store = SQLiteStore(tmp_path / "graph.db")  # a file: the group-commit writer has its own connection
+    store = SQLiteStore(tmp_path / "graph.db")  # a file, so that a second connection can look
     try:
         settings = ApiSettings(audit_group_commit=group_commit, access_log=False)
         for api in make_api(store, now, api_settings=settings):
