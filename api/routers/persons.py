@@ -11,9 +11,7 @@ from graph_models import Chain, ChainDirection, ChainVia, ContactEvent, Person, 
 from tracing import service
 from tracing.store import GraphBatch
 
-from ..deps import (
-    AuditDep, CurrentUser, DeadlinePolicyDep, IdempotencyDep, NowDep, PolicyDep, StateDep, StoreDep, run_store,
-)
+from ..deps import AuditDep, CurrentUser, DeadlinePolicyDep, IdempotencyDep, NowDep, PolicyDep, StoreDep, run_store
 from ..errors import ApiProblem, RowError
 from ..listing import list_persons
 from ..pagination import Page, decode_cursor, encode_cursor
@@ -122,13 +120,15 @@ def person_links(person_id: str, store: StoreDep, user: CurrentUser, audit: Audi
 
 @router.get("/persons/{person_id}/chain", response_model=Chain, dependencies=[Allow(Perm.CHAINS_READ)])
 async def chain(
-    person_id: str, state: StateDep, user: CurrentUser, audit: AuditDep,
+    person_id: str, audit: AuditDep,
     direction: ChainDirection = ChainDirection.DOWN, via: ChainVia = ChainVia.CONTACTS,
     hops: Annotated[int | None, Query(ge=1, le=20)] = None,
 ) -> Response:
     """Time-respecting descendants (down) or possible sources (up) within ``hops`` steps."""
-    # store, policy and clock from the state (not StoreDep/PolicyDep/NowDep): each dependency
-    # costs a sub-tree solve per request on the service's busiest route.
+    # User, store, policy and clock from the audit dependency (it holds the current user and the
+    # app state), not from CurrentUser/StoreDep/PolicyDep/NowDep: FastAPI solves each dependency's
+    # sub-tree on every use, cached or not, and this is the service's busiest route.
+    user, state = audit.user, audit.state
     store, policy, now = state.store, state.settings.tracing, state.clock()
 
     def read() -> Chain:
