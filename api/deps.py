@@ -47,13 +47,14 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def run_store(store: GraphStore, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
-    """``fn(*args, **kwargs)`` for an ``async`` route: inline when ``store`` reads in this process
-    (SQLite: a short local read costs less than the hop to a worker thread), else in the thread
-    pool, so that a server round trip (Neo4j) never blocks the event loop."""
-    if getattr(store, "reads_in_process", False):
-        return fn(*args, **kwargs)
-    return await run_in_threadpool(fn, *args, **kwargs)
+async def run_store(store: GraphStore, fn: Callable[[], R], *, short: bool = True) -> R:
+    """``fn()`` for an ``async`` route: inline when the reads are ``short`` and ``store`` reads in
+    this process (SQLite: a short local read costs less than the hop to a worker thread), else in
+    the thread pool, so that neither a server round trip (Neo4j) nor a long read blocks the event
+    loop, and with it every other request of the worker."""
+    if short and getattr(store, "reads_in_process", False):
+        return fn()
+    return await run_in_threadpool(fn)
 
 
 @dataclass
@@ -133,7 +134,7 @@ async def get_current_user(
     token = credentials.credentials
     hit, user = cached_user(token, state.tokens)
     if not hit:  # a store read: once per token and TTL
-        user = await run_store(state.store, authenticate, state.auth, token, cache=state.tokens)
+        user = await run_store(state.store, lambda: authenticate(state.auth, token, cache=state.tokens))
     if user is None:
         raise HTTPException(401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
     request.state.user = user

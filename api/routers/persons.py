@@ -135,8 +135,11 @@ async def chain(
         visible_person(store, user, person_id)
         return service.chain(store, person_id, direction=direction, via=via, hops=hops, policy=policy, now=now)
 
-    # async + run_store: on SQLite the reads run on the event loop (no thread-pool hop per request).
-    result = await run_store(store, read)
+    # On SQLite a chain along links runs on the event loop (a few indexed reads: p99 0.2 ms on the
+    # 1M-person bench graph, less than a thread-pool hop); one along contacts reads spans and
+    # events (p99 7 ms at hops 1, 26 ms at hops 2) and goes to the thread pool, so that it does
+    # not hold up the worker's other requests (scripts/bench/profile_api.py, docs/benchmarks.md).
+    result = await run_store(store, read, short=via is ChainVia.LINKS)
     audit.read(m.person_id for m in result.members)
     # Already a validated Chain: serialise it once in pydantic-core instead of FastAPI
     # re-validating it against response_model (which still documents the shape).
