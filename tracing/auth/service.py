@@ -200,8 +200,10 @@ class AuditWriter:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        if loop is not self._loop and not self._pending and not self._scheduled:
-            self._loop = loop  # a new loop (tests run several); nothing of the old one is left
+        if loop is not None and loop is not self._loop and not self._pending and not self._scheduled:
+            # A new loop (tests run several); nothing of the old one is left. Only loop threads
+            # touch the group state: other threads append directly, below.
+            self._loop = loop
         if loop is None or not self.group_commit or loop is not self._loop:
             error = self._append([(entries, None)])
             done: asyncio.Future | Future = loop.create_future() if loop is not None else Future()
