@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from apscheduler.schedulers.base import BaseScheduler
 from fastapi import Depends, Header, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from graph_models import TracingPolicy
 from graph_models.deadlines import DeadlinePolicy
-from tracing.auth import AuditEntry, AuditWriter, AuthRepository, TokenCache, User, authenticate
+from tracing.auth import AuditEntry, AuditWriter, AuthRepository, TokenCache, User, authenticate, cached_user
 from tracing.auth.service import (
     IdempotencyInProgress,
     IdempotencyKeyReused,
@@ -32,14 +35,26 @@ from tracing.store import GraphStore
 
 from .settings import ApiSettings
 
+R = TypeVar("R")
+
 __all__ = [
     "AppState", "Audit", "AuditDep", "AuthRepoDep", "CurrentUser", "DeadlineRepoDep", "DeadlinePolicyDep",
-    "Idempotency", "IdempotencyDep", "NowDep", "PolicyDep", "StateDep", "StoreDep", "utc_now",
+    "Idempotency", "IdempotencyDep", "NowDep", "PolicyDep", "StateDep", "StoreDep", "run_store", "utc_now",
 ]
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+async def run_store(store: GraphStore, fn: Callable[[], R], *, short: bool = True) -> R:
+    """``fn()`` for an ``async`` route: inline when the reads are ``short`` and ``store`` reads in
+    this process (SQLite: a short local read costs less than the hop to a worker thread), else in
+    the thread pool, so that neither a server round trip (Neo4j) nor a long read blocks the event
+    loop, and with it every other request of the worker."""
+    if short and getattr(store, "reads_in_process", False):
+        return fn()
+    return await run_in_threadpool(fn)
 
 
 @dataclass
@@ -57,33 +72,39 @@ class AppState:
     started_at: datetime = field(default_factory=utc_now)
 
 
-def get_state(request: Request) -> AppState:
+def app_state(request: Request) -> AppState:
+    """The typed state, read directly: the dependencies below call this instead of depending on
+    :data:`StateDep`, because FastAPI solves a dependency's whole sub-tree on every use, cached or not."""
     state = getattr(request.app.state, "tg", None)
     if state is None:  # the lifespan has not run
         raise HTTPException(503, "service is starting")
     return state
 
 
+async def get_state(request: Request) -> AppState:
+    return app_state(request)
+
+
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_store(state: StateDep) -> GraphStore:
+async def get_store(state: StateDep) -> GraphStore:
     return state.store
 
 
-def get_policy(state: StateDep) -> TracingPolicy:
+async def get_policy(state: StateDep) -> TracingPolicy:
     return state.settings.tracing
 
 
-def get_deadline_policy(state: StateDep) -> DeadlinePolicy:
+async def get_deadline_policy(state: StateDep) -> DeadlinePolicy:
     return state.settings.deadlines.policy
 
 
-def get_now(state: StateDep) -> datetime:
+async def get_now(state: StateDep) -> datetime:
     return state.clock()
 
 
-def get_auth_repo(state: StateDep) -> AuthRepository:
+async def get_auth_repo(state: StateDep) -> AuthRepository:
     return state.auth
 
 
@@ -104,13 +125,16 @@ DeadlineRepoDep = Annotated[DeadlineRepository, Depends(get_deadline_repo)]
 _bearer = HTTPBearer(auto_error=False, description="Token from `tracegraph users add NAME --role ROLE`")
 
 
-def get_current_user(
-    request: Request, state: StateDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+async def get_current_user(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
+    state = app_state(request)
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    user = authenticate(state.auth, credentials.credentials, cache=state.tokens)
+    token = credentials.credentials
+    hit, user = cached_user(token, state.tokens)
+    if not hit:  # a store read: once per token and TTL
+        user = await run_store(state.store, lambda: authenticate(state.auth, token, cache=state.tokens))
     if user is None:
         raise HTTPException(401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
     request.state.user = user
@@ -121,20 +145,33 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 class Audit:
-    """Records person-level reads and writes of this request (who, when, endpoint, which persons)."""
+    """Records person-level reads and writes of this request (who, when, endpoint, which persons).
+
+    Entries go to the audit writer at once; the response waits for their
+    commit in :class:`~api.presenting.PresentedRoute` (which marks the
+    request with ``audit_awaited``), so no data leaves before its audit row
+    is durable and a failed append answers 500 instead. On a route that
+    does not wait, :meth:`read` and :meth:`write` wait for the commit themselves.
+    """
 
     def __init__(self, request: Request, user: User, state: AppState) -> None:
         self.request, self.user, self.state = request, user, state
+        self.pending: list[Awaitable[None] | Future[None]] = []
 
     def _record(self, action: str, person_ids) -> None:
         route = self.request.scope.get("route")
-        self.state.audit.record(
-            AuditEntry(
-                at=self.state.clock(), user=self.user.name, role=self.user.role, method=self.request.method,
-                endpoint=getattr(route, "path", self.request.url.path), path=self.request.url.path,
-                action=action, person_ids=sorted(set(person_ids)),
-            )
+        entry = AuditEntry(
+            at=self.state.clock(), user=self.user.name, role=self.user.role, method=self.request.method,
+            endpoint=getattr(route, "path", self.request.url.path), path=self.request.url.path,
+            action=action, person_ids=sorted(set(person_ids)),
         )
+        done = self.state.audit.submit([entry])
+        if getattr(self.request.state, "audit_awaited", False):
+            self.pending.append(done)
+        elif isinstance(done, Future):
+            done.result()
+        else:
+            raise RuntimeError("audit recorded on the event loop by a route that does not await it")
 
     def read(self, person_ids) -> None:
         self._record("read", person_ids)
@@ -142,9 +179,18 @@ class Audit:
     def write(self, person_ids) -> None:
         self._record("write", person_ids)
 
+    async def committed(self) -> None:
+        """Wait until every entry of this request is committed; raises if an append failed."""
+        pending, self.pending = self.pending, []
+        self.request.state.audit_awaited = False  # anything recorded later (while streaming) waits itself
+        for done in pending:
+            await (asyncio.wrap_future(done) if isinstance(done, Future) else done)
 
-def get_audit(request: Request, user: CurrentUser, state: StateDep) -> Audit:
-    return Audit(request, user, state)
+
+async def get_audit(request: Request, user: CurrentUser) -> Audit:
+    audit = Audit(request, user, app_state(request))
+    request.state.audit = audit
+    return audit
 
 
 AuditDep = Annotated[Audit, Depends(get_audit)]

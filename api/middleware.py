@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
-import uuid
 from typing import Any
 
 __all__ = ["JsonFormatter", "RequestGuard"]
@@ -28,7 +28,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = uuid.uuid4().hex[:16]
+        request_id = secrets.token_hex(8)
         status_holder = {"status": 500, "started": False}
 
         exceeded = False

@@ -76,7 +76,7 @@ def allowed(user: User, perm: Perm) -> bool:
 def Allow(perm: Perm):  # noqa: N802 - reads like a declaration on the route
     """Route dependency: 403 unless the current user's role has ``perm``."""
 
-    def check(user: CurrentUser) -> None:
+    async def check(user: CurrentUser) -> None:
         if not allowed(user, perm):
             raise HTTPException(403, f"role {user.role.value} lacks permission {perm.value}")
 

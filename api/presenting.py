@@ -1,8 +1,10 @@
 """Response serialisation per role: the ONE place where PII is masked.
 
-Every router is built with :class:`PresentedRoute`, which passes each JSON
-response of a masked role (the analyst) through :func:`present`; the CSV
-exports call :func:`present` on their rows before writing them.
+Every router is built with :class:`PresentedRoute`, which waits for the
+request's audit rows to be committed before it lets the response go, and
+passes each JSON response of a masked role (the analyst) through
+:func:`present`; the CSV exports call :func:`present` on their rows before
+writing them.
 """
 
 from __future__ import annotations
@@ -38,7 +40,12 @@ class PresentedRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def presented(request: Request) -> Response:
+            request.state.audit_awaited = True  # Audit hands its commits to us instead of blocking
             response = await handler(request)
+            audit = getattr(request.state, "audit", None)
+            if audit is not None:
+                # Before any byte of the response: its audit rows are committed, or this is a 500.
+                await audit.committed()
             user = getattr(request.state, "user", None)
             if masked_for(user) and response.media_type in ("application/json", "application/problem+json"):
                 body = present(json.loads(response.body), user)

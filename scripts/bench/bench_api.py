@@ -7,10 +7,12 @@
 4. Drives ``GET /persons/{case}/chain`` with a bounded load: ``wrk`` if installed (a Lua script rotates
    the case ids), else a bounded asyncio/httpx client. Stops by itself after ``--duration`` seconds
    (wrk) or ``--requests`` requests (httpx), then stops the server.
-5. Prints req/s and p50/p90/p99 latency as JSON (and writes ``--json`` if given).
+5. Prints req/s, p50/p90/p99 latency, and the CPU seconds the server (master + workers) and the
+   client spent, as JSON per concurrency (and writes ``--json`` if given).
 
     .venv/bin/python scripts/bench/bench_api.py                       # 1M persons, 5M events
     .venv/bin/python scripts/bench/bench_api.py --persons 100000 --events 500000 --duration 15
+    .venv/bin/python scripts/bench/bench_api.py --db /tmp/api-bench-1m.db --via links --concurrency 8,16,32
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def free_port() -> int:
 
 def start_server(db: Path, port: int, workers: int) -> subprocess.Popen:
     env = {**os.environ, "TRACEGRAPH_STORE": f"sqlite:///{db}", "TRACEGRAPH_DEADLINES__ENABLED": "false",
-           "TRACEGRAPH_API__ACCESS_LOG": "false", "TRACEGRAPH_API__TOKEN_CACHE_SECONDS": "30"}
+           "TRACEGRAPH_API__ACCESS_LOG": "false"}
     cmd = [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
            "--log-level", "WARNING"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -105,6 +107,20 @@ def start_server(db: Path, port: int, workers: int) -> subprocess.Popen:
         time.sleep(0.3)
     stop_server(proc)
     raise RuntimeError("server did not become ready in 120 s")
+
+
+def server_cpu_seconds(proc: subprocess.Popen) -> float:
+    """User + system CPU seconds of the live processes of the server's process group (master and workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[2]) == proc.pid:  # field 5 of stat (pgrp); the server runs in its own session
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -190,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--db", type=Path, default=None, help="default: var/bench-api-<persons>.db")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=lambda v: [int(c) for c in v.split(",")], default=[32],
+                        help="open connections; a comma list (8,16,32) runs each in turn on the same server")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--duration", type=int, default=30, help="seconds of load (upper bound)")
     parser.add_argument("--requests", type=int, default=50_000, help="upper bound for the httpx client")
@@ -208,22 +225,43 @@ def main(argv: list[str] | None = None) -> int:
     token = bench_token(db)
     port = free_port()
     proc = start_server(db, port, args.workers)
+    summaries = []
     try:
         client = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
         # Warm-up: page cache and per-worker token caches.
-        warm = argparse.Namespace(**{**vars(args), "duration": 10, "requests": min(2_000, args.requests)})
+        warm = argparse.Namespace(**{**vars(args), "concurrency": max(args.concurrency), "duration": 10,
+                                     "requests": min(2_000, args.requests)})
         asyncio.run(_httpx_load(port, token, roots, warm))
-        result = run_wrk(port, token, roots, args) if client == "wrk" else asyncio.run(_httpx_load(port, token, roots, args))
+        for concurrency in args.concurrency:
+            run = argparse.Namespace(**{**vars(args), "concurrency": concurrency})
+            load_before = os.getloadavg()[0]
+            server_before = server_cpu_seconds(proc)
+            client_before = os.times()
+            started = time.perf_counter()
+            result = run_wrk(port, token, roots, run) if client == "wrk" else asyncio.run(
+                _httpx_load(port, token, roots, run))
+            wall = time.perf_counter() - started
+            client_after = os.times()
+            server_cpu = server_cpu_seconds(proc) - server_before
+            # wrk is a child process; the httpx client runs in this one.
+            client_cpu = ((client_after.children_user + client_after.children_system
+                           - client_before.children_user - client_before.children_system) if client == "wrk"
+                          else (client_after.user + client_after.system - client_before.user - client_before.system))
+            raw = result.pop("raw", None)
+            summary = {"persons": args.persons, "events": args.events, "workers": args.workers, "hops": args.hops,
+                       "via": args.via, "concurrency": concurrency, "cpus": os.cpu_count(), **result,
+                       "server_cpu_s": round(server_cpu, 2),
+                       "server_cpu_ms_per_request": round(1000 * server_cpu / max(result["requests"], 1), 3),
+                       "server_cpu_share": round(server_cpu / wall / (os.cpu_count() or 1), 2),
+                       "client_cpu_s": round(client_cpu, 2), "loadavg_1m_before": round(load_before, 2)}
+            print(json.dumps(summary, indent=2), flush=True)
+            if raw:
+                print(raw, file=sys.stderr)
+            summaries.append(summary)
     finally:
         stop_server(proc)
-    raw = result.pop("raw", None)
-    summary = {"persons": args.persons, "events": args.events, "workers": args.workers, "hops": args.hops,
-               "via": args.via, "concurrency": args.concurrency, "cpus": os.cpu_count(), **result}
-    print(json.dumps(summary, indent=2))
-    if raw:
-        print(raw, file=sys.stderr)
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=2))
+        args.json.write_text(json.dumps(summaries, indent=2))
     return 0
 
 

@@ -91,7 +91,7 @@ def make_api(store, now, *, api_settings: ApiSettings | None = None, extra_users
     tokens = {}
     for name, fields in {**USERS, **(extra_users or {})}.items():
         _, tokens[name] = create_user(repo, name, now=now, **fields)
-    settings = api_settings or ApiSettings(audit_flush_seconds=0, token_cache_seconds=0, access_log=False)
+    settings = api_settings or ApiSettings(token_cache_seconds=0, access_log=False)
     app = create_app(store=store, clock=lambda: now, api=settings)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client=client, tokens=tokens, store=store, app=app)

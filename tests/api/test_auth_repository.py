@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 
-from tracing.auth import AuditEntry, IdempotencyRecord, UserExists, auth_repository, authenticate, create_user
+from tracing.auth import AuditEntry, AuditWriter, IdempotencyRecord, UserExists, auth_repository, authenticate, create_user
 from tracing.store.siblings import forget_sibling_repositories
 
 
@@ -97,3 +98,40 @@ def test_idempotency_reservation_is_atomic_and_replays(repo, now):
     with pytest.raises(IdempotencyInProgress):
         reserve_idempotent(repo, "ann", "k2", "hash-a", now=now + timedelta(seconds=30), ttl=ttl)
     assert reserve_idempotent(repo, "ann", "k2", "hash-a", now=now + timedelta(minutes=5), ttl=ttl) is None
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "thread-pool"])
+def test_audit_writer_groups_the_requests_of_a_loop_turn_and_fails_them_together(repo, now, inline):
+    def entry(person: str) -> AuditEntry:
+        return AuditEntry(at=now, user="ann", role="admin", method="GET", endpoint="/persons/{person_id}",
+                          path=f"/persons/{person}", action="read", person_ids=[person])
+
+    writer = AuditWriter(repo, inline=inline)
+    appends: list[int] = []
+    append = repo.append_audit
+
+    def counting(entries):
+        appends.append(len(entries))
+        append(entries)
+
+    repo.append_audit = counting
+
+    async def requests(persons: list[str]) -> list:
+        async def one(person: str) -> None:
+            await writer.submit([entry(person)])
+
+        return await asyncio.gather(*(one(p) for p in persons), return_exceptions=True)
+
+    assert asyncio.run(requests(["P1", "P2", "P3"])) == [None, None, None]
+    assert appends == [3]  # one transaction for the three
+    assert [e.person_ids for e in repo.audit()] == [["P1"], ["P2"], ["P3"]]
+
+    def refuse(entries):
+        raise OSError("disk full")
+
+    repo.append_audit = refuse
+    results = asyncio.run(requests(["P4", "P5"]))
+    assert all(isinstance(r, OSError) for r in results) and len(results) == 2
+    repo.append_audit = append
+    assert len(repo.audit()) == 3
+    writer.close()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import ApiSettings
-from tracing.auth import auth_repository
+from tracing.auth import TokenCache, auth_repository
+from tracing.store.sqlite import SQLiteStore
 
 from .conftest import PII, RAW_PII, make_api
 
@@ -22,6 +24,24 @@ def test_revoked_token_is_refused(api, now):
     response = api.get("investigator", "/me")
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_cached_token_is_refused_within_the_ttl_of_its_revocation(sqlite_store, now):
+    for api in make_api(sqlite_store, now, api_settings=ApiSettings(token_cache_seconds=10, access_log=False)):
+        clock = [1000.0]
+        api.app.state.tg.tokens = TokenCache(10, clock=lambda: clock[0])
+        assert api.get("investigator", "/me").status_code == 200  # now cached
+        auth_repository(api.store).revoke_user("investigator", at=now)
+        auth_repository(api.store).revoke_user("commander", at=now)
+        clock[0] += 9.9
+        # The documented window: a cached token still works for at most token_cache_seconds ...
+        assert api.get("investigator", "/me").status_code == 200
+        # ... and one that was not cached is refused at once.
+        assert api.get("commander", "/me").status_code == 401
+        clock[0] += 0.2  # 10.1 s after the cache entry was made
+        response = api.get("investigator", "/me")
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
 
 
 def test_tokens_are_stored_hashed(api):
@@ -117,7 +137,7 @@ def test_batch_size_is_bounded(api):
 
 
 def test_request_body_limit_is_413(sqlite_store, now):
-    for api in make_api(sqlite_store, now, api_settings=ApiSettings(max_body_bytes=2048, audit_flush_seconds=0,
+    for api in make_api(sqlite_store, now, api_settings=ApiSettings(max_body_bytes=2048,
                                                                      access_log=False)):
         big = [{"id": f"p{i}", "name": "x" * 50} for i in range(100)]
         response = api.post("admin", "/places", json=big)
@@ -215,10 +235,41 @@ def test_audit_log_is_append_only(api):
     assert not hasattr(auth_repository(api.store), "delete_audit")
 
 
-def test_batched_audit_writer_flushes_before_reads(sqlite_store, now):
-    for api in make_api(sqlite_store, now, api_settings=ApiSettings(audit_flush_seconds=30, access_log=False)):
-        api.get("admin", "/persons/C1")
-        assert [e["person_ids"] for e in api.get("admin", "/audit").json()["items"]] == [["C1"]]
+@pytest.mark.parametrize("group_commit", [True, False])
+def test_audit_row_is_committed_before_the_response(tmp_path, now, group_commit):
+    store = SQLiteStore(tmp_path / "graph.db")  # a file, so that a second connection can look
+    try:
+        settings = ApiSettings(audit_group_commit=group_commit, access_log=False)
+        for api in make_api(store, now, api_settings=settings):
+            assert api.get("admin", "/persons/C1").status_code == 200
+            assert api.get("admin", "/persons/C1/chain", params={"hops": 2}).status_code == 200
+            # No flush, no wait: another connection already sees both rows once the responses are in.
+            other = SQLiteStore(tmp_path / "graph.db")
+            try:
+                entries = auth_repository(other).audit()
+            finally:
+                other.close()
+            assert [(e.endpoint, e.person_ids) for e in entries] == [
+                ("/persons/{person_id}", ["C1"]), ("/persons/{person_id}/chain", ["C1", "X1", "Y1", "Z1"])]
+            assert [e["person_ids"] for e in api.get("admin", "/audit").json()["items"]][:1] == [["C1"]]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("group_commit", [True, False])
+@pytest.mark.parametrize("path", ["/persons/C1", "/persons/C1/chain", "/cases/C1/contacts", "/line-list.csv"])
+def test_failed_audit_write_answers_500_without_data(sqlite_store, now, group_commit, path):
+    for api in make_api(sqlite_store, now, api_settings=ApiSettings(audit_group_commit=group_commit,
+                                                                    access_log=False)):
+        def refuse(entries):
+            raise sqlite3.OperationalError("disk I/O error")
+
+        api.app.state.tg.audit.repo.append_audit = refuse
+        response = api.get("admin", path)
+        assert response.status_code == 500
+        assert response.headers["content-type"] == "application/problem+json"
+        assert not any(value in response.text for value in RAW_PII)
+        assert "X1" not in response.text and "C1" not in response.text
 
 
 # --- masking and PII leaks ----------------------------------------------------------------------------------

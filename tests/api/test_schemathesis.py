@@ -29,7 +29,7 @@ NOW = datetime(2022, 4, 20, 12, tzinfo=timezone.utc)
 _store = SQLiteStore(":memory:")
 service.apply_and_rederive(_store, seed_batch(), now=NOW)
 _, TOKEN = create_user(auth_repository(_store), "fuzz-admin", role="admin", now=NOW)
-app = create_app(store=_store, clock=lambda: NOW, api=ApiSettings(audit_flush_seconds=0, access_log=False))
+app = create_app(store=_store, clock=lambda: NOW, api=ApiSettings(access_log=False))
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

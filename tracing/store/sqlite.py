@@ -206,6 +206,9 @@ class SQLiteStore:
     is what SQLite serialises to anyway.
     """
 
+    #: Reads run in this process (no server round trip): an async caller may run them inline.
+    reads_in_process = True
+
     def __init__(self, path: str | Path = ":memory:") -> None:
         self.path = str(path)
         if self.path != ":memory:":
