@@ -68,7 +68,7 @@ def test_files_hold_what_apply_writes(tmp_path):
     args = (files / ARGS_FILE).read_text().split()
     assert "--multiline-fields=true" in args  # the name spans two lines
     assert (files / "person_stubs.csv").read_text() == "Z\n"  # as apply would MERGE it
-    assert (files / "contacts.csv").read_text().startswith("A,Z,E1,")
+    assert (files / "contacts.csv").read_text().startswith("E1,A,Z,")
     for arg in args:
         if "=" in arg and arg.startswith(("--nodes", "--relationships")):
             assert all((files / name).is_file() for name in arg.split("=")[-1].split(","))

@@ -41,6 +41,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,10 @@ _FLOATS = frozenset({"lat", "lon"})
 #: Node property columns in model field order; ``record`` (a real record, not a stub) last.
 _PERSON_FIELDS = tuple(Person.model_fields)
 _PLACE_FIELDS = tuple(Place.model_fields)
+_person_values = attrgetter(*_PERSON_FIELDS)
+_PERSON_TIME_COLUMNS = tuple(i for i, name in enumerate(_PERSON_FIELDS) if name in _PERSON_TIMES)
+_ATTRIBUTES = _PERSON_FIELDS.index("attributes")
+_encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(value, ensure_ascii=False), less overhead
 
 
 def _column(name: str) -> str:
@@ -96,8 +101,9 @@ _FILES: dict[str, tuple[str, tuple[str, ...]]] = {
     "person_stubs": ("Person", ("id:ID(Person)",)),
     "places": ("Place", (*(("id:ID(Place)" if f == "id" else _column(f)) for f in _PLACE_FIELDS), "record:boolean")),
     "place_stubs": ("Place", ("id:ID(Place)",)),
+    # In EventRow order: the importer finds the endpoints by their column type, wherever they are.
     "contacts": ("CONTACT", (
-        ":START_ID(Person)", ":END_ID(Person)", "id", "start:long", "end:long", "kind", "place_id", "source",
+        "id", ":START_ID(Person)", ":END_ID(Person)", "start:long", "end:long", "kind", "place_id", "source",
         "closeness",
     )),
     "visits": ("VISITED", (":START_ID(Person)", ":END_ID(Place)", "id", "start:long", "end:long")),
@@ -209,15 +215,14 @@ class BulkWriter:
     def persons(self, persons: Iterable[Person]) -> int:
         """Write persons (all fields; ``None`` ones absent, ``attributes`` as JSON, times as µs)."""
         rows = []
+        fields_of, times, attributes, encode, us = _person_values, _PERSON_TIME_COLUMNS, _ATTRIBUTES, _encode, to_epoch_us
         for person in persons:
-            row: list[Any] = []
-            for name in _PERSON_FIELDS:
-                value = getattr(person, name)
-                if name in _PERSON_TIMES:
-                    value = _us(value)
-                elif name == "attributes":
-                    value = json.dumps(value, ensure_ascii=False) if value else None
-                row.append(value)
+            row = list(fields_of(person))
+            for i in times:
+                if row[i] is not None:
+                    row[i] = us(row[i])
+            # The adapter's JSON text (json.dumps(..., ensure_ascii=False)); an empty dict is no property.
+            row[attributes] = encode(row[attributes]) if row[attributes] else None
             if not row[0]:
                 raise BulkInputError(f"person #{self.counts['persons'] + len(rows) + 1}: id is missing")
             row.append("true")
@@ -261,8 +266,7 @@ class BulkWriter:
                     raise BulkInputError(
                         f"contact event #{self.counts['contacts'] + n + 1} (id {event_id!r}): {problem}"
                     )
-        # The importer wants START, END, then the properties.
-        self._write("contacts", [(a, b, i, s, e, k, p, src, c) for i, a, b, s, e, k, p, src, c in rows])
+        self._write("contacts", rows)
         if self._stubs:
             for row in rows:
                 self._person_refs.add(row[1])
