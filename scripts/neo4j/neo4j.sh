@@ -289,6 +289,7 @@ do_import() {
     [[ -f "$conf_dir/neo4j.conf" ]] || : >"$conf_dir/neo4j.conf"
     local extra=()
     [[ "$overwrite" == 1 ]] && extra+=(--overwrite-destination)
+    [[ "${NEO4J_IMPORT_VERBOSE:-0}" == 1 ]] && extra+=(--verbose)
     local t0=$SECONDS
     say "importing $dir into $NEO4J_HOME_DIR (database neo4j)"
     # The paths in import.args are relative to DIR; picocli expands @file arguments.
@@ -299,7 +300,7 @@ do_import() {
         -cp "$TARGET_DIR/classes:$TARGET_DIR/lib/*" org.neo4j.cli.AdminTool database import full neo4j \
         --report-file="$NEO4J_HOME_DIR/logs/import.report" \
         --max-off-heap-memory="${NEO4J_IMPORT_MEMORY:-2g}" "${extra[@]}" @import.args) ||
-        die "import failed (see above; nothing usable was written unless --overwrite replaced a database)"
+        die "import failed (above; NEO4J_IMPORT_VERBOSE=1 shows the importer's reasons; a database that already holds data needs --overwrite)"
     say "import done in $((SECONDS - t0)) s; start the server, the first open creates the constraints"
 }
 
@@ -324,7 +325,8 @@ usage: $0 start [--fresh] | stop | status | restart [--fresh] | build | import D
   env: NEO4J_BOLT_PORT (7687), NEO4J_HOME_DIR (scripts/neo4j/.data),
        NEO4J_START_TIMEOUT (180), NEO4J_STOP_TIMEOUT (60), NEO4J_HEAP (1g),
        NEO4J_PAGECACHE (512m), NEO4J_FRESH (0), NEO4J_JAVA_OPTS, JAVA_HOME / JAVA,
-       NEO4J_IMPORT_HEAP (1g), NEO4J_IMPORT_MEMORY (2g, the importer's off-heap memory)
+       NEO4J_IMPORT_HEAP (1g), NEO4J_IMPORT_MEMORY (2g, the importer's off-heap memory),
+       NEO4J_IMPORT_VERBOSE (0)
 EOF
 }
 

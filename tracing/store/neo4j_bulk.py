@@ -156,6 +156,30 @@ def _bad_event(row: Sequence[Any]) -> str | None:
     return None
 
 
+_EVENT_LINE = "%s,%s,%s,%d,%d,%s,%s,%s,%s\n"
+
+
+def _plain_event_lines(rows: Sequence[EventRow]) -> str | None:
+    """The CSV lines of checked event rows by plain formatting (twice csv.writer's speed), or ``None``.
+
+    ``None`` when some field would need quoting (a comma, quote or line
+    break in an id): the caller then uses csv.writer. Whether any does is
+    read off the text: exactly 8 commas and one newline per row and no quote.
+    An absent place is formatted as ``None`` and blanked afterwards, which is
+    safe only if ``,None,`` occurs once per such row (no person is called "None").
+    """
+    text = "".join([_EVENT_LINE % row for row in rows])
+    n = len(rows)
+    if text.count(",") != 8 * n or text.count("\n") != n or '"' in text or "\r" in text:
+        return None
+    without_place = sum(row[6] is None for row in rows)
+    if without_place:
+        if text.count(",None,") != without_place:
+            return None
+        text = text.replace(",None,", ",,")
+    return text
+
+
 class BulkWriter:
     """Writes the importer's CSV files for a whole graph into ``directory`` (which must not exist yet).
 
@@ -266,7 +290,12 @@ class BulkWriter:
                     raise BulkInputError(
                         f"contact event #{self.counts['contacts'] + n + 1} (id {event_id!r}): {problem}"
                     )
-        self._write("contacts", rows)
+        text = _plain_event_lines(rows)
+        if text is None:
+            self._write("contacts", rows)
+        else:
+            self._handles["contacts"].write(text)
+            self.counts["contacts"] += len(rows)
         if self._stubs:
             for row in rows:
                 self._person_refs.add(row[1])
