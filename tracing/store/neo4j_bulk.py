@@ -426,8 +426,13 @@ def write_store(source: Any, directory: str | os.PathLike[str], *, batch_size: i
             writer.persons(chunk)
         for chunk in chunks(source.iter_places()):
             writer.places(chunk)
-        for chunk in chunks(source.iter_events()):
-            writer.events(chunk)
+        event_rows = getattr(source, "iter_event_rows", None)  # a store that has its rows in EventRow shape
+        if event_rows is not None:
+            for chunk in chunks(event_rows()):
+                writer.event_rows(chunk)
+        else:
+            for chunk in chunks(source.iter_events()):
+                writer.events(chunk)
         for chunk in chunks(source.iter_visits()):
             writer.visits(chunk)
         for chunk in chunks(source.iter_links()):
