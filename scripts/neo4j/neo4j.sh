@@ -293,14 +293,22 @@ do_import() {
     local t0=$SECONDS
     say "importing $dir into $NEO4J_HOME_DIR (database neo4j)"
     # The paths in import.args are relative to DIR; picocli expands @file arguments.
+    local db_dir="$NEO4J_HOME_DIR/data/databases/neo4j" fresh_db=1
+    [[ -n "$(ls -A "$db_dir" 2>/dev/null)" ]] && fresh_db=0
     (cd "$dir" && NEO4J_HOME="$NEO4J_HOME_DIR" NEO4J_CONF="$conf_dir" \
         "$JAVA" "-Xmx${NEO4J_IMPORT_HEAP:-1g}" -XX:+UseG1GC --enable-native-access=ALL-UNNAMED \
         --add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED \
         --add-opens=java.base/java.lang=ALL-UNNAMED \
         -cp "$TARGET_DIR/classes:$TARGET_DIR/lib/*" org.neo4j.cli.AdminTool database import full neo4j \
         --report-file="$NEO4J_HOME_DIR/logs/import.report" \
-        --max-off-heap-memory="${NEO4J_IMPORT_MEMORY:-2g}" "${extra[@]}" @import.args) ||
+        --max-off-heap-memory="${NEO4J_IMPORT_MEMORY:-2g}" "${extra[@]}" @import.args) || {
+        # A failed import leaves store files a server must not start on: remove what it wrote
+        # (a database that held data before is only touched with --overwrite, which replaced it).
+        if [[ "$fresh_db" == 1 || "$overwrite" == 1 ]]; then
+            rm -rf "$db_dir" "$NEO4J_HOME_DIR/data/transactions/neo4j"
+        fi
         die "import failed (above; NEO4J_IMPORT_VERBOSE=1 shows the importer's reasons; a database that already holds data needs --overwrite)"
+    }
     say "import done in $((SECONDS - t0)) s; start the server, the first open creates the constraints"
 }
 

@@ -196,3 +196,19 @@ def test_bulk_loaded_store_takes_writes_under_its_constraints(bulk_loaded):
     bulk_loaded.apply(GraphBatch(events=[event.model_copy(update={"closeness": "general"})]))
     assert bulk_loaded.get_events([event.id])[event.id].closeness == "general"
     bulk_loaded.apply(GraphBatch(events=[event]))  # put it back for the other tests
+
+
+@pytest.mark.neo4j
+def test_the_importer_rejects_a_duplicate_person_and_leaves_no_store(tmp_path, neo4j_session_store):
+    if neo4j_session_store is None:
+        pytest.skip("Neo4j not reachable (run `make test`, or scripts/neo4j/neo4j.sh start)")
+    with BulkWriter(tmp_path / "files") as writer:
+        writer.persons([person("A"), person("B")])
+        writer.persons([person("A", name="again")])
+        writer.events([contact("E1", "A", "B", at(2))])
+    env = {**os.environ, "NEO4J_BOLT_PORT": str(_free_port()), "NEO4J_HOME_DIR": str(tmp_path / "home"),
+           "NEO4J_IMPORT_MEMORY": "256m", "NEO4J_IMPORT_VERBOSE": "1"}
+    result = subprocess.run([str(SCRIPT), "import", str(tmp_path / "files")], env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "A" in result.stdout + result.stderr and "uplicate" in result.stdout + result.stderr
+    assert not (tmp_path / "home" / "data" / "databases" / "neo4j").exists()
