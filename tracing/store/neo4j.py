@@ -516,8 +516,9 @@ def _upsert_events(tx: ManagedTransaction, rows: list[dict[str, Any]]) -> None:
         # Events that stay keep their endpoints, so only new ones need theirs merged.
         ids = sorted({row["a"] for row in fresh} | {row["b"] for row in fresh})
         position = {pid: i for i, pid in enumerate(ids)}
-        _run(tx, _CREATE_EVENTS, ids=ids,
-             rows=[{**row, "ai": position[row["a"]], "bi": position[row["b"]]} for row in fresh])
+        for row in fresh:  # our own row dicts; a retry sets the same values again
+            row["ai"], row["bi"] = position[row["a"]], position[row["b"]]
+        _run(tx, _CREATE_EVENTS, ids=ids, rows=fresh)
     if stays:
         _run(tx, _UPDATE_EVENTS, rows=[row for row in rows if row["id"] in stays])
 
