@@ -15,6 +15,12 @@ figure) for the backends asked for, side by side. What it measures:
   ``--cases-sample`` random cases, after a warm-up, in milliseconds
   (p50 / p90 / p99 / max); then the same with ``persist=True``.
 * **chain** — ``chain(store, case_id, direction=down, via=contacts, hops=3)``.
+* **import, neo4j-admin** (``--neo4j-bulk``) — the initial-load path: the
+  importer's CSV files written by ``tracing.store.neo4j_bulk.BulkWriter``
+  (event rows straight from the generator; only the writer's calls timed,
+  as for ``store.apply``), ``neo4j.sh import`` (``neo4j-admin database
+  import full``), server start and the adapter's first open (constraints and
+  indexes built); events / the sum of the four, the "all-in" rate.
 
 Each latency series stops early (and says so) once it has used
 ``--time-budget`` seconds, so a slow backend cannot hold a run hostage.
@@ -302,6 +308,71 @@ class Neo4jBackend(Backend):
         return {"server": [f"{r['name']} {', '.join(r['versions'])} {r['edition']}" for r in records]}
 
 
+def run_bulk(outbreak: Outbreak, workdir: Path, uri: str, server_env: dict) -> dict:
+    """The initial-load path into the private server's home (stopped first), timed phase by phase."""
+    from tracing.store.codec import to_epoch_us
+    from tracing.store.neo4j import Neo4jStore
+    from tracing.store.neo4j_bulk import BulkWriter
+
+    files = workdir / "neo4j-import"
+    shutil.rmtree(files, ignore_errors=True)
+    clock, cpu = time.perf_counter, time.process_time
+    wall = {"csv": 0.0}
+    cpu_s = {"csv": 0.0}
+    us = [to_epoch_us(t) for t in outbreak._dt]  # minutes of the generator -> µs, once
+
+    def timed(fn, *args):
+        t0, c0 = clock(), cpu()
+        n = fn(*args)
+        wall["csv"] += clock() - t0
+        cpu_s["csv"] += cpu() - c0
+        return n
+
+    started = clock()
+    writer = BulkWriter(files, stubs=False)  # every endpoint the generator makes is a person
+    places, persons = outbreak.places(), list(outbreak.persons())
+    timed(writer.places, places)
+    timed(writer.persons, persons)
+    del persons
+    timed(writer.links, outbreak.transmission_links())
+    events = 0
+    for rows, _visits in outbreak.event_days():
+        events += timed(writer.event_rows, [
+            (i, a, b, us[s], us[e], k, pl, src, c) for i, a, b, s, e, k, pl, src, c in rows
+        ])
+    timed(writer.close)
+    log(f"bulk: CSV files {wall['csv']:.1f}s (CPU {cpu_s['csv']:.1f}s) of {clock() - started:.1f}s with generation")
+
+    neo4j_ctl("stop")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = clock()
+    neo4j_ctl("import", str(files), "--overwrite")
+    wall["import"] = clock() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s["import"] = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+    t0 = clock()
+    neo4j_ctl("start", env_extra=server_env)
+    wall["start"] = clock() - t0
+    t0 = clock()
+    store = Neo4jStore(uri, auth=None, database="neo4j")  # creates the constraints and indexes, waits for them
+    wall["constraints"] = clock() - t0
+    try:
+        counts = asdict(store.counts())
+    finally:
+        store.close()
+    total = sum(wall.values())
+    return {
+        "events": events,
+        "events_per_s": round(events / total) if total else None,
+        "seconds": {k: round(v, 1) for k, v in wall.items()},
+        "cpu_seconds": {k: round(v, 1) for k, v in cpu_s.items()},
+        "csv_events_per_s": round(events / wall["csv"]),
+        "offline_events_per_s": round(events / (wall["import"] + wall["start"] + wall["constraints"])),
+        "csv_bytes": sum(f.stat().st_size for f in files.iterdir()),
+        "counts": counts,
+    }
+
+
 def neo4j_env() -> dict:
     return {**os.environ, "NEO4J_BOLT_PORT": str(NEO4J_PORT), "NEO4J_HOME_DIR": NEO4J_HOME}
 
@@ -463,6 +534,9 @@ def markdown(report: dict) -> str:
         return "" if goal is None else f" (target {'≥' if ge else '≤'} {goal:,}{unit})"
 
     row("import, store.apply (events/s)", lambda r: fmt_rate(r.get("apply", {}).get("events_per_s")))
+    row("import, neo4j-admin all-in (events/s)", lambda r: fmt_rate(r.get("bulk", {}).get("events_per_s")))
+    row("— CSV / import / start / constraints (s)", lambda r: " / ".join(
+        str(r["bulk"]["seconds"][k]) for k in ("csv", "import", "start", "constraints")) if "bulk" in r else "—")
     row("import, importer CSV→store (events/s)", lambda r: fmt_rate(r.get("importer", {}).get("events_per_s"))
         if "skipped" not in r.get("importer", {}) else "not run")
     row("trace persist=False p50 / p90 / p99 / max (ms)", lambda r: fmt_ms(r.get("latency", {}).get("trace")))
@@ -492,6 +566,7 @@ def markdown(report: dict) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    global NEO4J_PORT, NEO4J_HOME
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--persons", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=500_000)
@@ -502,7 +577,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backends", default="sqlite", help="comma-separated: sqlite, neo4j")
     parser.add_argument("--neo4j", action="store_true",
                         help=f"start a private Neo4j (port {NEO4J_PORT}, {NEO4J_HOME}) and add neo4j to --backends")
-    parser.add_argument("--neo4j-uri", default=f"bolt://127.0.0.1:{NEO4J_PORT}")
+    parser.add_argument("--neo4j-uri", help=f"default bolt://127.0.0.1:{NEO4J_PORT} (or --neo4j-port)")
+    parser.add_argument("--neo4j-port", type=int, default=NEO4J_PORT, help="Bolt port of the private Neo4j")
+    parser.add_argument("--neo4j-home", default=NEO4J_HOME, help="home of the private Neo4j")
+    parser.add_argument("--neo4j-bulk", action="store_true",
+                        help="measure the initial load through neo4j-admin import on the private Neo4j (all-in rate)")
     parser.add_argument("--neo4j-heap", default="4g", help="heap for the private Neo4j (default 4g)")
     parser.add_argument("--neo4j-pagecache", default="4g", help="page cache for the private Neo4j (default 4g)")
     parser.add_argument("--batch-size", type=int, default=10_000)
@@ -517,10 +596,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     if args.neo4j and "neo4j" not in names:
         names.append("neo4j")
-    unknown = set(names) - {"sqlite", "neo4j"}
+    unknown = set(names) - {"sqlite", "neo4j", "neo4j-bulk"}
     if unknown:
         parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
+    if args.neo4j_bulk and "neo4j-bulk" not in names:
+        names.append("neo4j-bulk")
     args.backend_names = names
+    NEO4J_PORT, NEO4J_HOME = args.neo4j_port, args.neo4j_home
+    args.neo4j_uri = args.neo4j_uri or f"bolt://127.0.0.1:{NEO4J_PORT}"
     return args
 
 
@@ -543,6 +626,15 @@ def main(argv: list[str] | None = None) -> int:
             log(f"CSV files written in {time.perf_counter() - t0:.1f}s")
 
         for name in args.backend_names:
+            if name == "neo4j-bulk":
+                log("neo4j-bulk: CSV files, neo4j-admin import, start, constraints")
+                started_neo4j = True  # run_bulk starts it; stopped at the end
+                report["backends"][name] = {"bulk": run_bulk(
+                    outbreak, workdir, args.neo4j_uri,
+                    {"NEO4J_HEAP": args.neo4j_heap, "NEO4J_PAGECACHE": args.neo4j_pagecache},
+                )}
+                log(f"neo4j-bulk: {report['backends'][name]['bulk']}")
+                continue
             if name == "neo4j" and args.neo4j and not started_neo4j:
                 # Started only now, so that the JVM does not compete with the SQLite runs.
                 neo4j_ctl("start", "--fresh", env_extra={"NEO4J_HEAP": args.neo4j_heap, "NEO4J_PAGECACHE": args.neo4j_pagecache})

@@ -6,6 +6,9 @@
 #   scripts/neo4j/neo4j.sh status            exit 0 if running and Bolt answers
 #   scripts/neo4j/neo4j.sh restart [--fresh]
 #   scripts/neo4j/neo4j.sh build             (re)build the launcher only
+#   scripts/neo4j/neo4j.sh import DIR [--overwrite]
+#                                            offline initial load (neo4j-admin database import full)
+#                                            of the CSV files tracegraph wrote into DIR; server stopped
 #
 # See scripts/neo4j/README.md for the environment variables.
 set -euo pipefail
@@ -261,6 +264,54 @@ do_start() {
     wait_until_ready "$pid" "$t0"
 }
 
+# `neo4j-admin database import full` from the jars the launcher already has (neo4j-import-tool
+# and neo4j-command-line come with org.neo4j:neo4j), into this home's `neo4j` database.
+do_import() {
+    local dir="" overwrite=0 arg
+    for arg in "$@"; do
+        case "$arg" in
+            --overwrite) overwrite=1 ;;
+            -*) die "unknown option for import: $arg" ;;
+            *) [[ -z "$dir" ]] || die "import takes one directory"; dir="$arg" ;;
+        esac
+    done
+    [[ -n "$dir" ]] || die "usage: neo4j.sh import DIR [--overwrite]"
+    [[ -f "$dir/import.args" ]] || die "$dir/import.args not found: write DIR with 'tracegraph export-neo4j-import'"
+    if is_our_process "$(read_pid)"; then
+        die "Neo4j is running on this home ($NEO4J_HOME_DIR): stop it first (the importer writes the store offline)"
+    fi
+    if needs_build; then
+        do_build
+    fi
+    command -v "$JAVA" >/dev/null 2>&1 || die "java not found (need Java 17+)"
+    local conf_dir="$NEO4J_HOME_DIR/conf"
+    mkdir -p "$conf_dir" "$NEO4J_HOME_DIR/logs"
+    [[ -f "$conf_dir/neo4j.conf" ]] || : >"$conf_dir/neo4j.conf"
+    local extra=()
+    [[ "$overwrite" == 1 ]] && extra+=(--overwrite-destination)
+    [[ "${NEO4J_IMPORT_VERBOSE:-0}" == 1 ]] && extra+=(--verbose)
+    local t0=$SECONDS
+    say "importing $dir into $NEO4J_HOME_DIR (database neo4j)"
+    # The paths in import.args are relative to DIR; picocli expands @file arguments.
+    local db_dir="$NEO4J_HOME_DIR/data/databases/neo4j" fresh_db=1
+    [[ -n "$(ls -A "$db_dir" 2>/dev/null)" ]] && fresh_db=0
+    (cd "$dir" && NEO4J_HOME="$NEO4J_HOME_DIR" NEO4J_CONF="$conf_dir" \
+        "$JAVA" "-Xmx${NEO4J_IMPORT_HEAP:-1g}" -XX:+UseG1GC --enable-native-access=ALL-UNNAMED \
+        --add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED \
+        --add-opens=java.base/java.lang=ALL-UNNAMED \
+        -cp "$TARGET_DIR/classes:$TARGET_DIR/lib/*" org.neo4j.cli.AdminTool database import full neo4j \
+        --report-file="$NEO4J_HOME_DIR/logs/import.report" \
+        --max-off-heap-memory="${NEO4J_IMPORT_MEMORY:-2g}" "${extra[@]}" @import.args) || {
+        # A failed import leaves store files a server must not start on: remove what it wrote
+        # (a database that held data before is only touched with --overwrite, which replaced it).
+        if [[ "$fresh_db" == 1 || "$overwrite" == 1 ]]; then
+            rm -rf "$db_dir" "$NEO4J_HOME_DIR/data/transactions/neo4j"
+        fi
+        die "import failed (above; NEO4J_IMPORT_VERBOSE=1 shows the importer's reasons; a database that already holds data needs --overwrite)"
+    }
+    say "import done in $((SECONDS - t0)) s; start the server, the first open creates the constraints"
+}
+
 do_status() {
     local pid
     pid="$(read_pid)"
@@ -278,10 +329,12 @@ do_status() {
 
 usage() {
     cat <<EOF
-usage: $0 start [--fresh] | stop | status | restart [--fresh] | build
+usage: $0 start [--fresh] | stop | status | restart [--fresh] | build | import DIR [--overwrite]
   env: NEO4J_BOLT_PORT (7687), NEO4J_HOME_DIR (scripts/neo4j/.data),
        NEO4J_START_TIMEOUT (180), NEO4J_STOP_TIMEOUT (60), NEO4J_HEAP (1g),
-       NEO4J_PAGECACHE (512m), NEO4J_FRESH (0), NEO4J_JAVA_OPTS, JAVA_HOME / JAVA
+       NEO4J_PAGECACHE (512m), NEO4J_FRESH (0), NEO4J_JAVA_OPTS, JAVA_HOME / JAVA,
+       NEO4J_IMPORT_HEAP (1g), NEO4J_IMPORT_MEMORY (2g, the importer's off-heap memory),
+       NEO4J_IMPORT_VERBOSE (0)
 EOF
 }
 
@@ -293,6 +346,7 @@ case "$cmd" in
     restart) with_lock; do_stop; do_start "$@" ;;
     status) do_status ;;
     build) do_build ;;
+    import) with_lock; do_import "$@" ;;
     -h|--help|help) usage ;;
     *) usage >&2; exit 2 ;;
 esac

@@ -504,6 +504,11 @@ class SQLiteStore:
         for row in self._iter(_EVENT_COLUMNS, "contact_events"):
             yield _event(row)
 
+    def iter_event_rows(self) -> Iterator[tuple]:
+        """Every contact event as its stored row ``(id, a, b, start_us, end_us, kind, place_id, source,
+        closeness)``, without building models: what bulk exports (``neo4j_bulk.EventRow``) read."""
+        return self._iter(_EVENT_COLUMNS, "contact_events", page=50_000)
+
     def iter_visits(self) -> Iterator[Visit]:
         for row in self._iter(_VISIT_COLUMNS, "visits"):
             yield _visit(row)

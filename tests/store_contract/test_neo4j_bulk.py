@@ -1,0 +1,214 @@
+"""Initial loads through ``neo4j-admin database import full``: a bulk-loaded store reads like an applied one.
+
+The bulk test exports the MERS outbreak (traced, so with derived relations)
+from SQLite with ``tracegraph export-neo4j-import``, imports it with
+``scripts/neo4j/neo4j.sh import`` into a second, private Neo4j (a temporary
+home, port ``TRACEGRAPH_TEST_NEO4J_BULK_PORT`` or a free one), and compares
+it, property by property and trace by trace, with the same graph written by
+``apply`` (``migrate``) into the session's Neo4j.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import pytest
+from typer.testing import CliRunner
+
+from graph_models import CASE_STATUSES, ChainDirection, ChainVia
+from tests.builders import at, contact, person
+from tests.conftest import NEO4J_REQUIRED, REPO
+from tracing import chain, trace_case
+from tracing.cli import app
+from tracing.importing.loader import import_files
+from tracing.importing.mapping import bundled_mapping
+from tracing.migrate import migrate
+from tracing.store.neo4j_bulk import ARGS_FILE, BulkInputError, BulkWriter
+from tracing.store.sqlite import SQLiteStore
+
+END_OF_MERS = datetime(2015, 7, 1, tzinfo=timezone.utc)
+SCRIPT = REPO / "scripts" / "neo4j" / "neo4j.sh"
+runner = CliRunner()
+
+
+# --- the files: no server needed ------------------------------------------------------------
+def _row(event_id="E1", a="A", b="B", start=0, end=10, kind="meal", place=None, source="interview", close="close"):
+    return (event_id, a, b, start, end, kind, place, source, close)
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (_row(a="B"), "two different persons"),
+    (_row(start=11), "end is before start"),
+    (_row(kind="picnic"), "unknown kind 'picnic'"),
+    (_row(event_id=""), "id is missing"),
+    (_row(start=at(1)), "integer microseconds"),
+])
+def test_a_bad_event_row_is_named_and_nothing_is_written(tmp_path, bad, reason):
+    target = tmp_path / "bulk"
+    writer = BulkWriter(target)
+    writer.persons([person("A"), person("B")])
+    with pytest.raises(BulkInputError, match=reason) as raised:
+        with writer:
+            writer.event_rows([_row(event_id="E1"), _row(event_id="E2"), bad])
+    assert "contact event #3" in str(raised.value)
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []  # no temporary directory left either
+
+
+def test_files_hold_what_apply_writes(tmp_path):
+    with BulkWriter(tmp_path / "bulk") as writer:
+        writer.persons([person("A", name='Kim, "Ann"\nline two')])
+        writer.events([contact("E1", "A", "Z", at(2), place_id="L1")])
+    files = tmp_path / "bulk"
+    args = (files / ARGS_FILE).read_text().split()
+    assert "--multiline-fields=true" in args  # the name spans two lines
+    assert (files / "person_stubs.csv").read_text() == "Z\n"  # as apply would MERGE it
+    assert (files / "contacts.csv").read_text().startswith("E1,A,Z,")
+    for arg in args:
+        if "=" in arg and arg.startswith(("--nodes", "--relationships")):
+            assert all((files / name).is_file() for name in arg.split("=")[-1].split(","))
+
+
+def test_export_refuses_an_existing_directory(tmp_path):
+    SQLiteStore(tmp_path / "a.db").close()
+    (tmp_path / "out").mkdir()
+    result = runner.invoke(app, ["export-neo4j-import", "--from", f"sqlite:///{tmp_path}/a.db", str(tmp_path / "out")])
+    assert result.exit_code != 0
+    assert "already exists" in " ".join(result.output.replace("│", " ").split())
+
+
+# --- a real import ------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mers_sqlite(tmp_path_factory, datasets) -> Iterator[SQLiteStore]:
+    """MERS in SQLite, every case traced and persisted (so derived relations are exported too)."""
+    store = SQLiteStore(tmp_path_factory.mktemp("mers") / "mers.db")
+    import_files(store, bundled_mapping("mers_korea_2015"), datasets / "mers_korea_2015", progress=False)
+    for case in store.persons_with_status(CASE_STATUSES):
+        trace_case(store, case.id, now=END_OF_MERS, persist=True)
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def bulk_loaded(mers_sqlite, tmp_path_factory, neo4j_session_store):
+    """A private Neo4j whose database was built by the offline importer from the MERS export."""
+    if neo4j_session_store is None:
+        pytest.skip("Neo4j not reachable (run `make test`, or scripts/neo4j/neo4j.sh start)")
+    if shutil.which("java") is None and not NEO4J_REQUIRED:
+        pytest.skip("java not found")
+    from tracing.store.neo4j import Neo4jStore
+
+    work = tmp_path_factory.mktemp("bulk")
+    files = work / "import"
+    result = runner.invoke(app, ["export-neo4j-import", "--from", f"sqlite:///{mers_sqlite.path}", str(files)])
+    assert result.exit_code == 0, result.output
+    port = int(os.environ.get("TRACEGRAPH_TEST_NEO4J_BULK_PORT") or _free_port())
+    env = {**os.environ, "NEO4J_BOLT_PORT": str(port), "NEO4J_HOME_DIR": str(work / "home"), "NEO4J_HEAP": "512m",
+           "NEO4J_PAGECACHE": "128m", "NEO4J_IMPORT_MEMORY": "512m"}
+    subprocess.run([str(SCRIPT), "import", str(files)], env=env, check=True, capture_output=True)
+    try:
+        subprocess.run([str(SCRIPT), "start"], env=env, check=True, capture_output=True)
+        store = Neo4jStore(f"bolt://127.0.0.1:{port}", auth=None)
+        yield store
+        store.close()
+    finally:
+        subprocess.run([str(SCRIPT), "stop"], env=env, check=False, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def applied(mers_sqlite, neo4j_session_store):
+    """The same graph written with ``apply`` into the session's Neo4j."""
+    if neo4j_session_store is None:
+        pytest.skip("Neo4j not reachable")
+    neo4j_session_store.wipe()
+    report = migrate(mers_sqlite, neo4j_session_store)
+    assert report.matches, report.mismatches()
+    return neo4j_session_store
+
+
+def _raw_graph(store) -> tuple[list, list]:
+    """Every node (labels, properties) and relationship (type, endpoint ids, properties), sorted."""
+    def freeze(props):
+        return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in props.items()))
+
+    nodes = store.execute_read(lambda tx: [
+        (tuple(sorted(r["labels"])), freeze(r["props"]))
+        for r in tx.run("MATCH (n) RETURN labels(n) AS labels, properties(n) AS props")
+    ])
+    rels = store.execute_read(lambda tx: [
+        (r["type"], r["a"], r["b"], freeze(r["props"]))
+        for r in tx.run("MATCH (a)-[r]->(b) RETURN type(r) AS type, a.id AS a, b.id AS b, properties(r) AS props")
+    ])
+    return sorted(nodes), sorted(rels)
+
+
+
+@pytest.mark.neo4j
+def test_bulk_loaded_graph_is_the_applied_graph_property_by_property(bulk_loaded, applied, mers_sqlite):
+    bulk_nodes, bulk_rels = _raw_graph(bulk_loaded)
+    applied_nodes, applied_rels = _raw_graph(applied)
+    assert len(bulk_rels) > 1000 and any(t == "CLOSE_CONTACT" for t, *_ in bulk_rels)
+    assert bulk_nodes == applied_nodes
+    assert bulk_rels == applied_rels
+    assert bulk_loaded.counts() == mers_sqlite.counts()
+
+
+@pytest.mark.neo4j
+def test_bulk_loaded_store_reads_and_traces_like_the_applied_one(bulk_loaded, applied):
+    assert list(bulk_loaded.iter_persons()) == list(applied.iter_persons())
+    assert list(bulk_loaded.iter_places()) == list(applied.iter_places())
+    assert list(bulk_loaded.iter_events()) == list(applied.iter_events())
+    assert list(bulk_loaded.iter_visits()) == list(applied.iter_visits())
+    assert list(bulk_loaded.iter_links()) == list(applied.iter_links())
+    assert list(bulk_loaded.iter_derived()) == list(applied.iter_derived())
+    cases = [p.id for p in applied.persons_with_status(CASE_STATUSES)]
+    assert len(cases) > 100
+    for case_id in cases:
+        got = trace_case(bulk_loaded, case_id, now=END_OF_MERS, persist=False)
+        want = trace_case(applied, case_id, now=END_OF_MERS, persist=False)
+        assert got.contacts == want.contacts, case_id
+    for case_id in cases[:40]:
+        for via in (ChainVia.CONTACTS, ChainVia.LINKS):
+            got = chain(bulk_loaded, case_id, direction=ChainDirection.DOWN, via=via, hops=3, now=END_OF_MERS)
+            want = chain(applied, case_id, direction=ChainDirection.DOWN, via=via, hops=3, now=END_OF_MERS)
+            assert got.members == want.members, (case_id, via)
+
+
+@pytest.mark.neo4j
+def test_bulk_loaded_store_takes_writes_under_its_constraints(bulk_loaded):
+    # The constraints were created when the store first opened the imported database.
+    names = bulk_loaded.execute_read(lambda tx: {r["name"] for r in tx.run("SHOW CONSTRAINTS YIELD name")})
+    assert {"person_id", "contact_id", "infected_key", "close_contact_key"} <= names
+    event = next(iter(bulk_loaded.iter_events()))
+    from tracing.store import GraphBatch
+
+    bulk_loaded.apply(GraphBatch(events=[event.model_copy(update={"closeness": "general"})]))
+    assert bulk_loaded.get_events([event.id])[event.id].closeness == "general"
+    bulk_loaded.apply(GraphBatch(events=[event]))  # put it back for the other tests
+
+
+@pytest.mark.neo4j
+def test_the_importer_rejects_a_duplicate_person_and_leaves_no_store(tmp_path, neo4j_session_store):
+    if neo4j_session_store is None:
+        pytest.skip("Neo4j not reachable (run `make test`, or scripts/neo4j/neo4j.sh start)")
+    with BulkWriter(tmp_path / "files") as writer:
+        writer.persons([person("A"), person("B")])
+        writer.persons([person("A", name="again")])
+        writer.events([contact("E1", "A", "B", at(2))])
+    env = {**os.environ, "NEO4J_BOLT_PORT": str(_free_port()), "NEO4J_HOME_DIR": str(tmp_path / "home"),
+           "NEO4J_IMPORT_MEMORY": "256m", "NEO4J_IMPORT_VERBOSE": "1"}
+    result = subprocess.run([str(SCRIPT), "import", str(tmp_path / "files")], env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "A" in result.stdout + result.stderr and "uplicate" in result.stdout + result.stderr
+    assert not (tmp_path / "home" / "data" / "databases" / "neo4j").exists()
