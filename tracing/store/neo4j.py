@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -52,7 +53,7 @@ from enum import Enum
 from typing import Any, LiteralString, TypeVar
 
 from neo4j import Driver, GraphDatabase, ManagedTransaction, NotificationDisabledClassification
-from neo4j.exceptions import AuthError, Forbidden, ServiceUnavailable
+from neo4j.exceptions import AuthError, Forbidden, ServiceUnavailable, TransientError
 
 from graph_models import (
     Closeness,
@@ -123,6 +124,9 @@ _INDEXES: tuple[LiteralString, ...] = (
 _AWAIT_INDEXES: LiteralString = "CALL db.awaitIndexes($seconds)"
 _SHOW_CONSTRAINTS: LiteralString = "SHOW CONSTRAINTS YIELD name"
 _SHOW_INDEXES: LiteralString = "SHOW INDEXES YIELD name"
+
+
+_SCHEMA_ATTEMPTS = 10
 
 
 def _schema_name(statement: str) -> str:
@@ -884,8 +888,19 @@ class Neo4jStore(_KeyedReads):
             by_token.setdefault(_schema_token(statement), []).append(statement)
 
         def create(statements: list[LiteralString]) -> None:
-            for statement in statements:
-                self._driver.execute_query(statement, database_=self.database)
+            # Side-by-side schema writes can deadlock on a shared token lock; Neo4j aborts one and
+            # it is simply run again. Retried here rather than by the driver, which would print
+            # a deadlock report as a warning on the user's terminal for a harmless retry.
+            with self._driver.session(database=self.database) as session:
+                for statement in statements:
+                    for attempt in range(_SCHEMA_ATTEMPTS):
+                        try:
+                            session.run(statement).consume()
+                            break
+                        except TransientError:
+                            if attempt == _SCHEMA_ATTEMPTS - 1:
+                                raise
+                            time.sleep(0.2 * (attempt + 1))
 
         if len(by_token) > 1:
             with ThreadPoolExecutor(max_workers=4, thread_name_prefix="neo4j-schema") as pool:
