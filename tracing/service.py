@@ -18,6 +18,7 @@ from graph_models import (
     ChainDirection,
     ChainMember,
     ChainVia,
+    Closeness,
     Cluster,
     ContactEvent,
     Person,
@@ -32,7 +33,7 @@ from graph_models.deadlines import DeadlinePolicy
 from .deadlines.service import after_graph_change
 from .errors import CaseNotFound, NoInfectiousWindow, PersonNotFound
 from .store.port import GraphBatch, GraphReader, GraphStore
-from .traversal.classify import add_spans, classify_contacts, close_span_rule, infectious_window
+from .traversal.classify import add_close_spans, add_spans, classify_contacts, close_span_rule, infectious_window
 from .traversal.temporal import evidence_path, iter_downstream_layers, iter_upstream_layers
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
 
 #: Lower bound for "any time" windows; real data never predates it.
 _BEGINNING = datetime(1800, 1, 1, tzinfo=timezone.utc)
+_CLOSE = Closeness.CLOSE.value
 
 
 def _get_case(store: GraphReader, case_id: str) -> Person:
@@ -131,7 +133,8 @@ def _derive_contacts(reader: GraphReader, case_id: str, *, policy: TracingPolicy
             isolated = reader.isolation_times(candidates)
             for person_id in candidates:
                 G.nodes[person_id]["until"] = _isolation_limit(isolated.get(person_id), now)
-            add_spans(G, reader.contact_spans(candidates, start=window_start, end=now), policy)
+            # Their non-close contacts lead nowhere: only close ones make secondary contacts.
+            add_close_spans(G, reader.contact_spans(candidates, start=window_start, end=now, closeness=_CLOSE), policy)
     if policy.trace_general and policy.covisits_as_general:
         for other, key, data in _covisit_edges(reader, case_id, start=window_start, end=window_end):
             G.add_edge(case_id, other, key=key, **data)
@@ -254,7 +257,8 @@ def _chain_via_contacts(
         if layer == hops or not fresh:
             continue
         loaded |= fresh
-        add_spans(G, store.contact_spans(fresh, start=floor, end=now), policy)
+        # Chains move along close contacts only.
+        add_close_spans(G, store.contact_spans(fresh, start=floor, end=now, closeness=_CLOSE), policy)
         # Downstream reads the isolation of the persons it relaxes from (the fresh ones);
         # upstream that of the neighbours it may step back to.
         needing = [n for n in (G.nodes if up else fresh) if "until" not in G.nodes[n]]

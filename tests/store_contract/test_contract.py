@@ -123,6 +123,19 @@ def test_contact_spans_select_what_events_touching_selects(store, ids, start, en
     assert len({span.id for span in spans}) == len(spans)
 
 
+def test_contact_spans_filtered_by_closeness(store):
+    store.apply(GraphBatch(events=[
+        ContactEvent(id="E1", a="A", b="B", start=at(3), end=at(3, 1), kind="household", closeness="close"),
+        ContactEvent(id="E2", a="B", b="C", start=at(3), end=at(3, 1), kind="venue", closeness="general"),
+        ContactEvent(id="E3", a="C", b="A", start=at(4), end=at(4, 1), kind="meal", closeness="close"),
+    ]))
+    assert sorted(s.id for s in store.contact_spans(["A", "B", "C"])) == ["E1", "E2", "E3"]
+    assert sorted(s.id for s in store.contact_spans(["A", "B", "C"], closeness="close")) == ["E1", "E3"]
+    assert [s.id for s in store.contact_spans(["B"], closeness="general")] == ["E2"]
+    assert [s.id for s in store.contact_spans(["B"], start=at(3, 2), closeness="close")] == []
+    assert [s.id for s in store.contact_spans(["C"], start=at(3, 2), closeness="close")] == ["E3"]
+
+
 def test_contact_spans_keep_times_kind_and_closeness(store):
     event = ContactEvent(
         id="E1", a="A", b="B", start=at(3, 8, 15, 7), end=at(3, 9), kind="vehicle", closeness="general",

@@ -297,6 +297,7 @@ _CONTACT_SPANS: LiteralString = """
 UNWIND $ids AS pid
 MATCH (:Person {id: pid})-[r:CONTACT]-()
 WHERE ($end IS NULL OR r.start <= $end) AND ($start IS NULL OR r.end >= $start)
+  AND ($closeness IS NULL OR r.closeness = $closeness)
 WITH DISTINCT r
 RETURN collect([r.id, startNode(r).id, endNode(r).id, r.start, r.end, r.kind, r.closeness]) AS rows
 """
@@ -663,12 +664,17 @@ class _KeyedReads:
         return sorted(events, key=lambda e: (e.start, e.id))
 
     def contact_spans(
-        self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+        self,
+        person_ids: Iterable[str],
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        closeness: str | None = None,
     ) -> list[ContactSpan]:
         ids = _unique(person_ids)
         if not ids:
             return []
-        rows = self._read_single(_CONTACT_SPANS, ids=ids, **_window(start, end))
+        rows = self._read_single(_CONTACT_SPANS, ids=ids, closeness=closeness, **_window(start, end))
         return [ContactSpan(r[0], r[1], r[2], _from_us(r[3]), _from_us(r[4]), r[5], r[6]) for r in rows]
 
     def visits_of(

@@ -165,11 +165,18 @@ class GraphReader(Protocol):
         """Contact events with either end in ``person_ids`` overlapping the window, ordered by start."""
 
     def contact_spans(
-        self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+        self,
+        person_ids: Iterable[str],
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        closeness: str | None = None,
     ) -> list[ContactSpan]:
         """The events :meth:`events_touching` selects, as :class:`ContactSpan` tuples, in no particular order.
 
         The read traversals use: each event once, however many of ``person_ids`` it touches.
+        ``closeness`` (a :class:`~graph_models.Closeness` value) keeps only the events recorded
+        with it, so a traversal that only moves along close contacts does not read the others.
         """
 
     def visits_of(

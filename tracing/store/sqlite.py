@@ -438,18 +438,26 @@ class SQLiteStore:
         return fn(self)
 
     def contact_spans(
-        self, person_ids: Iterable[str], *, start: datetime | None = None, end: datetime | None = None
+        self,
+        person_ids: Iterable[str],
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        closeness: str | None = None,
     ) -> list[ContactSpan]:
         return [
             ContactSpan(row[0], row[1], row[2], _from_us(row[3]), _from_us(row[4]), row[5], row[6])
-            for row in self._rows_touching(_SPAN_COLUMNS, person_ids, start, end).values()
+            for row in self._rows_touching(_SPAN_COLUMNS, person_ids, start, end, closeness).values()
         ]
 
     def _rows_touching(
-        self, columns: str, person_ids: Iterable[str], start: datetime | None, end: datetime | None
+        self, columns: str, person_ids: Iterable[str], start: datetime | None, end: datetime | None,
+        closeness: str | None = None,
     ) -> dict[str, tuple]:
         """Rows (``columns``, the event id first) of the events with an endpoint among ``person_ids``, by id."""
         window, window_params = _window_sql(start, end)
+        if closeness is not None:
+            window, window_params = f"{window} AND closeness = ?", [*window_params, closeness]
         rows: dict[str, tuple] = {}
         for chunk in _chunks(person_ids):
             marks = _marks(len(chunk))
