@@ -59,6 +59,8 @@ from graph_models import (
 )
 
 from .codec import to_epoch_us
+from .neo4j import _pair_key  # the adapter's key text for links and derived relations
+from .port import PERSON_TIME_FIELDS
 
 __all__ = ["ARGS_FILE", "BulkInputError", "BulkWriter", "EventRow", "write_store"]
 
@@ -73,7 +75,7 @@ _KINDS = frozenset(k.value for k in ContactKind)
 _SOURCES = frozenset(s.value for s in ContactSource)
 _CLOSENESS = frozenset(c.value for c in Closeness)
 
-_PERSON_TIMES = frozenset({"onset_at", "sampled_at", "confirmed_at", "reported_at", "isolated_at"})
+_PERSON_TIMES = frozenset(PERSON_TIME_FIELDS)
 _FLOATS = frozenset({"lat", "lon"})
 #: Node property columns in model field order; ``record`` (a real record, not a stub) last.
 _PERSON_FIELDS = tuple(Person.model_fields)
@@ -124,11 +126,6 @@ class BulkInputError(ValueError):
 
 def _us(value: datetime | None) -> int | None:
     return None if value is None else to_epoch_us(value)
-
-
-def _pair_key(x: str, y: str) -> str:
-    # The same text as the adapter's key property (tracing.store.neo4j._pair_key).
-    return json.dumps([x, y], ensure_ascii=False)
 
 
 def _bad_event(row: Sequence[Any]) -> str | None:
@@ -207,7 +204,6 @@ class BulkWriter:
         self.counts: dict[str, int] = dict.fromkeys(_FILES, 0)
         self._multiline: set[str] = set()
         self._handles: dict[str, Any] = {}
-        self._writers: dict[str, Any] = {}
         self._stubs = stubs
         self._person_ids: set[str] = set()
         self._place_ids: set[str] = set()
@@ -217,9 +213,7 @@ class BulkWriter:
         try:
             for stem, (_, header) in _FILES.items():
                 (self._tmp / f"{stem}.header.csv").write_text(",".join(header) + "\n", encoding="utf-8")
-                handle = open(self._tmp / f"{stem}.csv", "w", newline="", encoding="utf-8")
-                self._handles[stem] = handle
-                self._writers[stem] = csv.writer(handle, lineterminator="\n")
+                self._handles[stem] = open(self._tmp / f"{stem}.csv", "w", newline="", encoding="utf-8")
         except BaseException:
             self.abort()
             raise
@@ -247,27 +241,23 @@ class BulkWriter:
                     row[i] = us(row[i])
             # The adapter's JSON text (json.dumps(..., ensure_ascii=False)); an empty dict is no property.
             row[attributes] = encode(row[attributes]) if row[attributes] else None
-            if not row[0]:
-                raise BulkInputError(f"person #{self.counts['persons'] + len(rows) + 1}: id is missing")
-            row.append("true")
             rows.append(row)
-        if self._stubs:
-            self._person_ids.update(row[0] for row in rows)
-        self._write("persons", rows)
-        return len(rows)
+        return self._write_records("persons", "person", rows, self._person_ids)
 
     def places(self, places: Iterable[Place]) -> int:
         """Write places (all fields, ``None`` ones absent)."""
-        rows = []
-        for place in places:
-            row = [getattr(place, name) for name in _PLACE_FIELDS]
+        rows = [[getattr(place, name) for name in _PLACE_FIELDS] for place in places]
+        return self._write_records("places", "place", rows, self._place_ids)
+
+    def _write_records(self, stem: str, noun: str, rows: list[list[Any]], written_ids: set[str]) -> int:
+        """Write node rows (id first) marked as real records (``record: true``), noting their ids for the stubs."""
+        for n, row in enumerate(rows):
             if not row[0]:
-                raise BulkInputError(f"place #{self.counts['places'] + len(rows) + 1}: id is missing")
+                raise BulkInputError(f"{noun} #{self.counts[stem] + n + 1}: id is missing")
             row.append("true")
-            rows.append(row)
         if self._stubs:
-            self._place_ids.update(row[0] for row in rows)
-        self._write("places", rows)
+            written_ids.update(row[0] for row in rows)
+        self._write(stem, rows)
         return len(rows)
 
     def event_rows(self, rows: Sequence[EventRow]) -> int:
