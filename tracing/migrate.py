@@ -177,6 +177,19 @@ def _missing_sqlite_file(url: str) -> Path | None:
     return None if file.exists() else file
 
 
+def _open_source(from_url: str, console: Console) -> GraphStore:
+    """The ``--from`` store of a CLI command, or a usage error / exit 1 saying why it cannot be opened."""
+    missing = _missing_sqlite_file(from_url)
+    if missing is not None:
+        # Opening it would create an empty database and copy nothing, successfully.
+        raise typer.BadParameter(f"no such SQLite file: {missing}", param_hint="--from")
+    try:
+        return open_store(from_url)
+    except Exception as error:  # noqa: BLE001 - any failure to open is reported, not traced back
+        console.print(f"[red]error:[/red] cannot open source: {escape(str(error))}", highlight=False)
+        raise typer.Exit(1) from None
+
+
 def migrate_command(
     from_url: Annotated[
         str, typer.Option("--from", help="Source store URL (sqlite:///path.db, bolt://…, neo4j://…)")
@@ -192,15 +205,7 @@ def migrate_command(
     out = Console()
     if from_url == to_url:
         raise typer.BadParameter("--from and --to are the same store", param_hint="--to")
-    missing = _missing_sqlite_file(from_url)
-    if missing is not None:
-        # Opening it would create an empty database and "migrate" nothing, successfully.
-        raise typer.BadParameter(f"no such SQLite file: {missing}", param_hint="--from")
-    try:
-        source = open_store(from_url)
-    except Exception as error:  # noqa: BLE001 - any failure to open is reported, not traced back
-        console.print(f"[red]error:[/red] cannot open source: {escape(str(error))}", highlight=False)
-        raise typer.Exit(1) from None
+    source = _open_source(from_url, console)
     try:
         try:
             target = open_store(to_url)
@@ -263,16 +268,9 @@ def export_neo4j_import_command(
     from .store.neo4j_bulk import BulkInputError, write_store
 
     console = Console(stderr=True)
-    missing = _missing_sqlite_file(from_url)
-    if missing is not None:
-        raise typer.BadParameter(f"no such SQLite file: {missing}", param_hint="--from")
     if directory.exists():
         raise typer.BadParameter(f"{directory} already exists: give a new directory", param_hint="DIRECTORY")
-    try:
-        source = open_store(from_url)
-    except Exception as error:  # noqa: BLE001 - any failure to open is reported, not traced back
-        console.print(f"[red]error:[/red] cannot open source: {escape(str(error))}", highlight=False)
-        raise typer.Exit(1) from None
+    source = _open_source(from_url, console)
     started = time.monotonic()
     try:
         counts = write_store(source, directory)
