@@ -137,24 +137,29 @@ class TokenCache:
             self._entries.clear()
 
 
-def cached_user(token: str, cache: TokenCache | None) -> tuple[bool, User | None]:
-    """``(True, user)`` when ``token`` is decided without the store (cached, or malformed), else ``(False, None)``."""
+def _from_cache(token: str, cache: TokenCache | None) -> tuple[bool, User | None, str | None]:
+    """``(decided, user, digest)``: decided without the store when ``token`` is malformed or cached."""
     if not token or len(token) > 512:
-        return True, None
-    if cache is None:
-        return False, None
-    return cache.get(hash_token(token))
-
-
-def authenticate(repo: AuthRepository, token: str, *, cache: TokenCache | None = None) -> User | None:
-    """The active user holding ``token``, or None. Compares hashes in constant time."""
-    if not token or len(token) > 512:
-        return None
+        return True, None, None
     digest = hash_token(token)
     if cache is not None:
         hit, user = cache.get(digest)
         if hit:
-            return user
+            return True, user, digest
+    return False, None, digest
+
+
+def cached_user(token: str, cache: TokenCache | None) -> tuple[bool, User | None]:
+    """``(True, user)`` when ``token`` is decided without the store (cached, or malformed), else ``(False, None)``."""
+    decided, user, _ = _from_cache(token, cache)
+    return decided, user
+
+
+def authenticate(repo: AuthRepository, token: str, *, cache: TokenCache | None = None) -> User | None:
+    """The active user holding ``token``, or None. Compares hashes in constant time."""
+    decided, user, digest = _from_cache(token, cache)
+    if decided:
+        return user
     found = repo.user_for_token(digest)
     user = found[0] if found is not None and hmac.compare_digest(found[1], digest) else None
     if cache is not None:
