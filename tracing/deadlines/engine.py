@@ -19,9 +19,8 @@ import functools
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from enum import Enum
 
-from graph_models import ContactClass, Person, Place, Visit
+from graph_models import ContactClass, Place, Visit
 from graph_models.deadlines import (
     Alert,
     AlertSeverity,
@@ -55,10 +54,8 @@ __all__ = [
     "base_milestones",
     "case_window",
     "evaluate_facts",
-    "missing_groups",
     "missing_in",
     "person_checks",
-    "person_values",
     "natural_next_check",
     "next_check_at",
     "plan_crossings",
@@ -225,39 +222,6 @@ def base_milestones(investigation: Investigation, *, policy: DeadlinePolicy) -> 
     return found
 
 
-def _has(person: Person, name: str) -> bool:
-    if name == "location":
-        return person.lat is not None and person.lon is not None
-    if name[:5] == "attr:":
-        value = person.attributes.get(name[5:])
-    else:
-        value = getattr(person, name)
-    return value is not None and value != ""
-
-
-def missing_groups(person: Person | None, groups: tuple[tuple[str, ...], ...]) -> list[str]:
-    """Labels (``"id_number|phone"``) of the requirement groups ``person`` does not satisfy."""
-    if person is None:
-        return ["person_record"]
-    values = person.__dict__  # plain loops and dict reads: this runs for every contact of every swept investigation
-    missing = []
-    for group in groups:
-        for name in group:
-            if name in values:  # a plain field (``location`` and ``attr:…`` are not)
-                value = values[name]
-                if value is not None and value != "":
-                    break
-            elif _has(person, name):
-                break
-        else:
-            label = _LABELS.get(group)
-            if label is None:
-                label = _LABELS[group] = "|".join(group)
-            missing.append(label)
-    return missing
-
-
-_LABELS: dict[tuple[str, ...], str] = {}
 
 
 _Groups = tuple[tuple[str, tuple[tuple[int, ...], ...]], ...]
@@ -308,20 +272,12 @@ def _compile_checks(core, residence, family, workplace_attribute: str) -> Person
     return PersonChecks(tuple(fields), core_groups, residence_groups, family_groups, *singles)
 
 
-def person_values(person: Person, fields: tuple[str, ...]) -> tuple:
-    """``fields`` of a loaded person as :meth:`~tracing.store.port.GraphReader.person_fields` returns them."""
-    values = []
-    for name in fields:
-        if name[:5] == "attr:":
-            values.append(person.attributes.get(name[5:]))
-            continue
-        value = getattr(person, name)
-        values.append(us(value) if isinstance(value, datetime) else value.value if isinstance(value, Enum) else value)
-    return tuple(values)
-
-
 def missing_in(values: tuple | None, groups: _Groups) -> list[str]:
-    """:func:`missing_groups` on lean values (None: no person record) and compiled groups (:class:`PersonChecks`)."""
+    """Labels (``"id_number|phone"``) of the requirement groups the lean ``values`` do not satisfy.
+
+    ``values`` as :meth:`~tracing.store.port.GraphReader.person_fields` reads them (None: no person
+    record), ``groups`` compiled by :func:`person_checks`; a value counts when it is neither None nor "".
+    """
     if values is None:
         return ["person_record"]
     missing = []
