@@ -135,11 +135,15 @@ async def chain(
         visible_person(store, user, person_id)
         return service.chain(store, person_id, direction=direction, via=via, hops=hops, policy=policy, now=now)
 
-    # On SQLite a chain along links runs on the event loop (a few indexed reads: p99 0.2 ms on the
-    # 1M-person bench graph, less than a thread-pool hop); one along contacts reads spans and
-    # events (p99 7 ms at hops 1, 26 ms at hops 2) and goes to the thread pool, so that it does
-    # not hold up the worker's other requests (scripts/bench/profile_api.py, docs/benchmarks.md).
-    result = await run_store(store, read, short=via is ChainVia.LINKS)
+    # On SQLite every chain runs on the event loop, contact chains included: the traversal is
+    # CPU-bound Python, so in a worker thread it would still hold the GIL the loop needs, and the
+    # hop plus the GIL hand-offs cost more than they free. Measured on the 1M-person bench graph,
+    # c=16, 2 workers: contacts hops 1 899 -> 1,238 req/s (p99 56 -> 28 ms), hops 2 432 -> 539
+    # (p99 135 -> 93 ms), hops 3 116 -> 158 (p99 564 -> 391 ms) (docs/benchmarks.md). The price:
+    # a very large chain (hops 3: store work p99 150 ms) holds this worker's other requests for
+    # its duration instead of slowing them down; the other workers keep serving. On Neo4j (a
+    # server round trip) run_store still uses the thread pool.
+    result = await run_store(store, read)
     audit.read(m.person_id for m in result.members)
     # Already a validated Chain: serialise it once in pydantic-core instead of FastAPI
     # re-validating it against response_model (which still documents the shape).
