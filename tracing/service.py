@@ -34,7 +34,7 @@ from .deadlines.service import after_graph_change
 from .errors import CaseNotFound, NoInfectiousWindow, PersonNotFound
 from .store.port import GraphBatch, GraphReader, GraphStore
 from .traversal.classify import add_close_spans, add_spans, classify_contacts, close_span_rule, infectious_window
-from .traversal.temporal import evidence_path, iter_downstream_layers, iter_upstream_layers
+from .traversal.temporal import iter_downstream_layers, iter_upstream_layers
 
 __all__ = [
     "apply_and_rederive",
@@ -266,18 +266,13 @@ def _chain_via_contacts(
         for node in needing:
             G.nodes[node]["until"] = _isolation_limit(isolated.get(node), now)
 
-    members = []
-    for node, entries in history.items():
-        hops_needed, _ = entries[0]
-        _, best = entries[-1]
-        path = evidence_path(history, node)
-        members.append(
-            ChainMember(
-                person_id=node, hops=hops_needed, parent_id=best.parent, reached_at=best.at,
-                evidence=path[-1] if path else None,
-            )
-        )
-    return members
+    # The evidence is the last step of the best path, i.e. the event of the best entry itself:
+    # no need to walk the path back to the root (evidence_path) for every member.
+    return [
+        ChainMember(person_id=node, hops=entries[0][0], parent_id=best.parent, reached_at=best.at, evidence=best.event)
+        for node, entries in history.items()
+        for best in (entries[-1][1],)
+    ]
 
 
 def chain(
