@@ -20,7 +20,8 @@ figure) for the backends asked for, side by side. What it measures:
   (event rows straight from the generator; only the writer's calls timed,
   as for ``store.apply``), ``neo4j.sh import`` (``neo4j-admin database
   import full``), server start and the adapter's first open (constraints and
-  indexes built); events / the sum of the four, the "all-in" rate.
+  indexes built); events / the sum of the four, the "all-in" rate. With
+  ``--bulk-latency`` the trace and chain series then run on that store.
 
 Each latency series stops early (and says so) once it has used
 ``--time-budget`` seconds, so a slow backend cannot hold a run hostage.
@@ -81,6 +82,7 @@ NEO4J_HOME = "/tmp/tracegraph-bench-neo4j"
 TARGETS = {
     "sqlite": {"apply_eps": 200_000, "importer_eps": 200_000, "trace_p50": 1.0, "trace_p99": 10.0},
     "neo4j": {"apply_eps": 50_000, "importer_eps": 50_000, "trace_p50": None, "trace_p99": 30.0},
+    "neo4j-bulk": {"bulk_eps": 50_000, "trace_p99": 30.0},
 }
 
 
@@ -582,6 +584,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--neo4j-home", default=NEO4J_HOME, help="home of the private Neo4j")
     parser.add_argument("--neo4j-bulk", action="store_true",
                         help="measure the initial load through neo4j-admin import on the private Neo4j (all-in rate)")
+    parser.add_argument("--bulk-latency", action="store_true",
+                        help="after the neo4j-admin load, run the trace and chain series on that store too")
     parser.add_argument("--neo4j-heap", default="4g", help="heap for the private Neo4j (default 4g)")
     parser.add_argument("--neo4j-pagecache", default="4g", help="page cache for the private Neo4j (default 4g)")
     parser.add_argument("--batch-size", type=int, default=10_000)
@@ -634,6 +638,14 @@ def main(argv: list[str] | None = None) -> int:
                     {"NEO4J_HEAP": args.neo4j_heap, "NEO4J_PAGECACHE": args.neo4j_pagecache},
                 )}
                 log(f"neo4j-bulk: {report['backends'][name]['bulk']}")
+                if args.bulk_latency:  # the trace and chain series on the store the bulk path just loaded
+                    from tracing.store.neo4j import Neo4jStore
+
+                    store = Neo4jStore(args.neo4j_uri, auth=None, database="neo4j")
+                    try:
+                        report["backends"][name]["latency"] = run_latency(store, outbreak, args, args.profile, name)
+                    finally:
+                        store.close()
                 continue
             if name == "neo4j" and args.neo4j and not started_neo4j:
                 # Started only now, so that the JVM does not compete with the SQLite runs.
