@@ -67,8 +67,12 @@ def test_files_hold_what_apply_writes(tmp_path):
     files = tmp_path / "bulk"
     args = (files / ARGS_FILE).read_text().split()
     assert "--multiline-fields=true" in args  # the name spans two lines
-    assert (files / "person_stubs.csv").read_text() == "Z\n"  # as apply would MERGE it
-    assert (files / "contacts.csv").read_text().startswith("E1,A,Z,")
+    assert "--id-type=integer" in args
+    # Nodes are found by an integer import id (not stored), numbered as first seen; ``id`` is a property.
+    assert (files / "persons.header.csv").read_text().startswith(":ID(Person),id,")
+    assert (files / "persons.csv").read_text().startswith('0,A,"Kim, ""Ann""\nline two",')
+    assert (files / "person_stubs.csv").read_text() == "1,Z\n"  # as apply would MERGE it
+    assert (files / "contacts.csv").read_text().startswith("E1,0,1,")
     for arg in args:
         if "=" in arg and arg.startswith(("--nodes", "--relationships")):
             assert all((files / name).is_file() for name in arg.split("=")[-1].split(","))
@@ -198,17 +202,38 @@ def test_bulk_loaded_store_takes_writes_under_its_constraints(bulk_loaded):
     bulk_loaded.apply(GraphBatch(events=[event]))  # put it back for the other tests
 
 
+def test_a_duplicate_person_is_named_and_nothing_is_written(tmp_path):
+    # The importer only sees integer import ids: the writer checks what it checked on the strings.
+    with pytest.raises(BulkInputError, match="person #3: duplicate id 'A'"):
+        with BulkWriter(tmp_path / "files") as writer:
+            writer.persons([person("A"), person("B")])
+            writer.persons([person("A", name="again")])
+    with pytest.raises(BulkInputError, match="person #2: duplicate id 'B'"):
+        with BulkWriter(tmp_path / "files") as writer:
+            writer.persons([person("B"), person("B")])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_endpoint_never_written_is_refused_without_stubs(tmp_path):
+    with pytest.raises(BulkInputError, match="never written.*'Z'"):
+        with BulkWriter(tmp_path / "files", stubs=False) as writer:
+            writer.persons([person("A")])
+            writer.events([contact("E1", "A", "Z", at(2))])
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.neo4j
-def test_the_importer_rejects_a_duplicate_person_and_leaves_no_store(tmp_path, neo4j_session_store):
+def test_the_importer_rejects_a_duplicate_node_and_leaves_no_store(tmp_path, neo4j_session_store):
     if neo4j_session_store is None:
         pytest.skip("Neo4j not reachable (run `make test`, or scripts/neo4j/neo4j.sh start)")
     with BulkWriter(tmp_path / "files") as writer:
         writer.persons([person("A"), person("B")])
-        writer.persons([person("A", name="again")])
         writer.events([contact("E1", "A", "B", at(2))])
+    with open(tmp_path / "files" / "persons.csv", "a", encoding="utf-8") as f:
+        f.write("1,A2,,,,,,,,,none,,,,,,,true\n")  # a second node with import id 1, behind the writer's back
     env = {**os.environ, "NEO4J_BOLT_PORT": str(_free_port()), "NEO4J_HOME_DIR": str(tmp_path / "home"),
            "NEO4J_IMPORT_MEMORY": "256m", "NEO4J_IMPORT_VERBOSE": "1"}
     result = subprocess.run([str(SCRIPT), "import", str(tmp_path / "files")], env=env, capture_output=True, text=True)
     assert result.returncode != 0
-    assert "A" in result.stdout + result.stderr and "uplicate" in result.stdout + result.stderr
+    assert "uplicate" in result.stdout + result.stderr
     assert not (tmp_path / "home" / "data" / "databases" / "neo4j").exists()

@@ -17,8 +17,10 @@ types and time encodings (integer microseconds since the epoch), ``record:
 true`` on real persons and places, ``id``-only stub nodes for endpoints
 nobody imported. Constraints and indexes are not in the files: the adapter
 creates them when it first opens the imported database (a duplicate
-contact event id fails there, the importer itself rejects duplicate person or
-place ids and relationships to unknown persons).
+contact event id fails there). Nodes carry a dense integer import id
+(``--id-type=integer``, not stored) besides their ``id`` property, so the
+writer itself rejects a duplicate person or place id, and an endpoint that
+was never written when ``stubs=False``.
 
 Rows are checked as they are written (ids present, ``a != b``, ``start <=
 end``, enum values known); the first bad one raises :class:`BulkInputError`
@@ -87,8 +89,6 @@ _encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(value, ensur
 
 
 def _column(name: str) -> str:
-    if name == "id":
-        return "id:ID(Person)"
     if name in _PERSON_TIMES:
         return f"{name}:long"
     if name in _FLOATS:
@@ -98,11 +98,17 @@ def _column(name: str) -> str:
 
 # file stem -> (label or relationship type, header columns). A relationship file with a
 # ``:TYPE`` column (derived relations) carries its type on each row.
+#
+# Nodes are found by a dense integer import id (``--id-type=integer``), one id space per
+# label: the first column, unnamed, so it is not stored; ``id`` is an ordinary string
+# property. The importer maps integers much faster than strings (no string hashing and
+# collision checks); the writer keeps the string -> integer dict and checks what the
+# importer no longer can (a duplicate person or place id, an endpoint never written).
 _FILES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "persons": ("Person", (*map(_column, _PERSON_FIELDS), "record:boolean")),
-    "person_stubs": ("Person", ("id:ID(Person)",)),
-    "places": ("Place", (*(("id:ID(Place)" if f == "id" else _column(f)) for f in _PLACE_FIELDS), "record:boolean")),
-    "place_stubs": ("Place", ("id:ID(Place)",)),
+    "persons": ("Person", (":ID(Person)", *map(_column, _PERSON_FIELDS), "record:boolean")),
+    "person_stubs": ("Person", (":ID(Person)", "id")),
+    "places": ("Place", (":ID(Place)", *map(_column, _PLACE_FIELDS), "record:boolean")),
+    "place_stubs": ("Place", (":ID(Place)", "id")),
     # In EventRow order: the importer finds the endpoints by their column type, wherever they are.
     "contacts": ("CONTACT", (
         "id", ":START_ID(Person)", ":END_ID(Person)", "start:long", "end:long", "kind", "place_id", "source",
@@ -153,19 +159,22 @@ def _bad_event(row: Sequence[Any]) -> str | None:
     return None
 
 
-_EVENT_LINE = "%s,%s,%s,%d,%d,%s,%s,%s,%s\n"
+_EVENT_LINE = "%s,%d,%d,%d,%d,%s,%s,%s,%s\n"
 
 
-def _plain_event_lines(rows: Sequence[EventRow]) -> str | None:
+def _plain_event_lines(rows: Sequence[EventRow], num: dict[str, int]) -> str | None:
     """The CSV lines of checked event rows by plain formatting (twice csv.writer's speed), or ``None``.
 
-    ``None`` when some field would need quoting (a comma, quote or line
-    break in an id): the caller then uses csv.writer. Whether any does is
-    read off the text: exactly 8 commas and one newline per row and no quote.
-    An absent place is formatted as ``None`` and blanked afterwards, which is
-    safe only if ``,None,`` occurs once per such row (no person is called "None").
+    Endpoints become their integer import ids (``num``, which must hold
+    them). ``None`` when some field would need quoting (a comma, quote or
+    line break in an id): the caller then uses csv.writer. Whether any does
+    is read off the text: exactly 8 commas and one newline per row and no
+    quote. An absent place is formatted as ``None`` and blanked afterwards,
+    which is safe only if ``,None,`` occurs once per such row (no event id,
+    kind or source is "None": enums and ids checked before).
     """
-    text = "".join([_EVENT_LINE % row for row in rows])
+    line = _EVENT_LINE
+    text = "".join([line % (r[0], num[r[1]], num[r[2]], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows])
     n = len(rows)
     if text.count(",") != 8 * n or text.count("\n") != n or '"' in text or "\r" in text:
         return None
@@ -181,18 +190,18 @@ class BulkWriter:
     """Writes the importer's CSV files for a whole graph into ``directory`` (which must not exist yet).
 
     Use as a context manager, or call :meth:`close` (success) / :meth:`abort`.
-    Persons and places first is not required: the importer reads nodes first.
+    Persons and places first is not required: an endpoint gets its integer
+    import id when first seen, as a person or place or as an endpoint.
 
     Parameters
     ----------
     directory : path
         Created by :meth:`close`; until then the files live in a sibling temporary directory.
     stubs : bool
-        Track the endpoints of events, visits, links and derived relations and
-        write ``id``-only stub nodes for those that were never written as a
-        person or place, as ``apply`` creates them. Costs two sets of ids;
-        pass ``False`` when every endpoint is known to be a written node (the
-        importer then rejects a relationship to a missing one).
+        Write ``id``-only stub nodes for the endpoints of events, visits, links
+        and derived relations that were never written as a person or place,
+        as ``apply`` creates them. With ``False``, such an endpoint is a
+        :class:`BulkInputError` at :meth:`close`.
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, stubs: bool = True) -> None:
@@ -205,10 +214,11 @@ class BulkWriter:
         self._multiline: set[str] = set()
         self._handles: dict[str, Any] = {}
         self._stubs = stubs
+        # Integer import id of every person / place id seen (written or referenced), and the written ones.
+        self._person_num: dict[str, int] = {}
+        self._place_num: dict[str, int] = {}
         self._person_ids: set[str] = set()
         self._place_ids: set[str] = set()
-        self._person_refs: set[str] = set()
-        self._place_refs: set[str] = set()
         self._done = False
         try:
             for stem, (_, header) in _FILES.items():
@@ -230,6 +240,12 @@ class BulkWriter:
         self._handles[stem].write(text)
         self.counts[stem] += len(rows)
 
+    @staticmethod
+    def _nums(num: dict[str, int], ids: Iterable[str]) -> list[int]:
+        """The integer import ids of ``ids``, new ones numbered on from ``len(num)``."""
+        # setdefault's default is read before insertion: a new id gets the dict's size.
+        return [num.setdefault(i, len(num)) for i in ids]
+
     def persons(self, persons: Iterable[Person]) -> int:
         """Write persons (all fields; ``None`` ones absent, ``attributes`` as JSON, times as µs)."""
         rows = []
@@ -242,21 +258,33 @@ class BulkWriter:
             # The adapter's JSON text (json.dumps(..., ensure_ascii=False)); an empty dict is no property.
             row[attributes] = encode(row[attributes]) if row[attributes] else None
             rows.append(row)
-        return self._write_records("persons", "person", rows, self._person_ids)
+        return self._write_records("persons", "person", rows, self._person_num, self._person_ids)
 
     def places(self, places: Iterable[Place]) -> int:
         """Write places (all fields, ``None`` ones absent)."""
         rows = [[getattr(place, name) for name in _PLACE_FIELDS] for place in places]
-        return self._write_records("places", "place", rows, self._place_ids)
+        return self._write_records("places", "place", rows, self._place_num, self._place_ids)
 
-    def _write_records(self, stem: str, noun: str, rows: list[list[Any]], written_ids: set[str]) -> int:
-        """Write node rows (id first) marked as real records (``record: true``), noting their ids for the stubs."""
-        for n, row in enumerate(rows):
-            if not row[0]:
+    def _write_records(
+        self, stem: str, noun: str, rows: list[list[Any]], num: dict[str, int], written_ids: set[str]
+    ) -> int:
+        """Write node rows (id first) behind their import id, marked as real records (``record: true``)."""
+        ids = [row[0] for row in rows]
+        for n, node_id in enumerate(ids):
+            if not node_id:
                 raise BulkInputError(f"{noun} #{self.counts[stem] + n + 1}: id is missing")
+        # The importer would only see the same integer twice: name the duplicate here.
+        new = set(ids)
+        if len(new) != len(ids) or not written_ids.isdisjoint(new):
+            seen = set(written_ids)
+            for n, node_id in enumerate(ids):
+                if node_id in seen:
+                    raise BulkInputError(f"{noun} #{self.counts[stem] + n + 1}: duplicate id {node_id!r}")
+                seen.add(node_id)
+        written_ids |= new
+        for row, k in zip(rows, self._nums(num, ids)):
+            row.insert(0, k)
             row.append("true")
-        if self._stubs:
-            written_ids.update(row[0] for row in rows)
         self._write(stem, rows)
         return len(rows)
 
@@ -280,16 +308,19 @@ class BulkWriter:
                     raise BulkInputError(
                         f"contact event #{self.counts['contacts'] + n + 1} (id {event_id!r}): {problem}"
                     )
-        text = _plain_event_lines(rows)
+        num = self._person_num
+        try:
+            text = _plain_event_lines(rows, num)
+        except KeyError:  # an endpoint not seen yet: number every new one, then format
+            for r in rows:
+                num.setdefault(r[1], len(num))
+                num.setdefault(r[2], len(num))
+            text = _plain_event_lines(rows, num)
         if text is None:
-            self._write("contacts", rows)
+            self._write("contacts", [(r[0], num[r[1]], num[r[2]], *r[3:]) for r in rows])
         else:
             self._handles["contacts"].write(text)
             self.counts["contacts"] += len(rows)
-        if self._stubs:
-            for row in rows:
-                self._person_refs.add(row[1])
-                self._person_refs.add(row[2])
         return len(rows)
 
     def events(self, events: Iterable[ContactEvent]) -> int:
@@ -308,11 +339,15 @@ class BulkWriter:
                 raise BulkInputError(f"visit #{self.counts['visits'] + len(rows) + 1} (id {v.id!r}): "
                                      "id, person, place, start and end are required and end may not precede start")
             rows.append((v.person_id, v.place_id, v.id, start, end))
-        if self._stubs:
-            self._person_refs.update(r[0] for r in rows)
-            self._place_refs.update(r[1] for r in rows)
-        self._write("visits", rows)
+        persons = self._nums(self._person_num, (r[0] for r in rows))
+        places = self._nums(self._place_num, (r[1] for r in rows))
+        self._write("visits", [(a, b, *r[2:]) for a, b, r in zip(persons, places, rows)])
         return len(rows)
+
+    def _person_pairs(self, stem: str, rows: list[tuple[Any, ...]]) -> None:
+        """Write relationship rows whose first two fields are person ids, as their import ids."""
+        num = self._person_num
+        self._write(stem, [(num.setdefault(r[0], len(num)), num.setdefault(r[1], len(num)), *r[2:]) for r in rows])
 
     def links(self, links: Iterable[TransmissionLink]) -> int:
         """Write transmission links (one per (infector, infectee): the importer does not merge duplicates)."""
@@ -322,10 +357,7 @@ class BulkWriter:
                 raise BulkInputError(f"transmission link #{self.counts['links'] + len(rows) + 1}: "
                                      "infector and infectee are required")
             rows.append((k.infector, k.infectee, _pair_key(k.infector, k.infectee), k.exposure, _us(k.exposed_at)))
-        if self._stubs:
-            self._person_refs.update(r[0] for r in rows)
-            self._person_refs.update(r[1] for r in rows)
-        self._write("links", rows)
+        self._person_pairs("links", rows)
         return len(rows)
 
     def derived(self, contacts: Iterable[tuple[TracedContact, datetime]]) -> int:
@@ -341,15 +373,12 @@ class BulkWriter:
                 c.case_id, _us(c.exposed_at), _ARRAY_DELIMITER.join(evidence) if evidence else None,
                 c.exposure_count, _us(derived_at),
             ))
-        if self._stubs:
-            self._person_refs.update(r[0] for r in rows)
-            self._person_refs.update(r[1] for r in rows)
-        self._write("derived", rows)
+        self._person_pairs("derived", rows)
         return len(rows)
 
     # --- finishing --------------------------------------------------------------------
     def _args(self) -> list[str]:
-        args = [f"--array-delimiter=U+{ord(_ARRAY_DELIMITER):04X}"]
+        args = ["--id-type=integer", f"--array-delimiter=U+{ord(_ARRAY_DELIMITER):04X}"]
         if self._multiline:
             # Slower parsing, so only when some field really spans lines (names, addresses).
             args.append("--multiline-fields=true")
@@ -368,9 +397,15 @@ class BulkWriter:
         if self._done:
             return self.directory
         try:
-            if self._stubs:
-                self._write("person_stubs", [(i,) for i in sorted(self._person_refs - self._person_ids)])
-                self._write("place_stubs", [(i,) for i in sorted(self._place_refs - self._place_ids)])
+            for stem, noun, num, written in (
+                ("person_stubs", "person", self._person_num, self._person_ids),
+                ("place_stubs", "place", self._place_num, self._place_ids),
+            ):
+                missing = [(k, i) for i, k in num.items() if i not in written] if len(num) != len(written) else []
+                if missing and not self._stubs:
+                    raise BulkInputError(f"{len(missing)} {noun} id(s) are endpoints but were never written "
+                                         f"(e.g. {missing[0][1]!r}) and stubs=False")
+                self._write(stem, missing)
             for handle in self._handles.values():
                 handle.close()
             (self._tmp / ARGS_FILE).write_text("\n".join(self._args()) + "\n", encoding="utf-8")
