@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 import pytest
 from typer.testing import CliRunner
 
-from graph_models import CASE_STATUSES, ChainDirection, ChainVia
+from graph_models import CASE_STATUSES, ChainDirection, ChainVia, Place
 from tests.builders import at, contact, person
 from tests.conftest import NEO4J_REQUIRED, REPO
 from tracing import chain, trace_case
@@ -76,6 +76,45 @@ def test_files_hold_what_apply_writes(tmp_path):
     for arg in args:
         if "=" in arg and arg.startswith(("--nodes", "--relationships")):
             assert all((files / name).is_file() for name in arg.split("=")[-1].split(","))
+
+
+def test_nodes_written_before_their_relationships_are_imported_by_node_id(tmp_path):
+    # No stubs and one fresh block of numbers per file: the numbers are the node ids
+    # (--id-type=actual), files listed in the order of their numbers, no id groups.
+    with BulkWriter(tmp_path / "bulk") as writer:
+        writer.places([Place(id="L1", name="x")])
+        writer.persons([person("A"), person("B")])
+        writer.persons([person("C")])
+        writer.events([contact("E1", "A", "C", at(2), place_id="L1")])
+    files = tmp_path / "bulk"
+    args = (files / ARGS_FILE).read_text().split()
+    assert "--id-type=actual" in args
+    nodes = [arg for arg in args if arg.startswith("--nodes=")]
+    assert nodes[:2] == ["--nodes=Place=places.header.csv,places.csv", "--nodes=Person=persons.header.csv,persons.csv"]
+    assert (files / "places.csv").read_text() == "0,L1,x,,,,,true\n"
+    assert [line.split(",")[:2] for line in (files / "persons.csv").read_text().splitlines()] == [
+        ["1", "A"], ["2", "B"], ["3", "C"]]
+    assert (files / "contacts.csv").read_text().startswith("E1,1,3,")
+    assert (files / "persons.header.csv").read_text().startswith(":ID,id,")
+    assert (files / "contacts.header.csv").read_text().startswith("id,:START_ID,:END_ID,")
+
+
+@pytest.mark.parametrize("steps", [
+    ["persons A", "places L1", "persons B"],  # persons' numbers in two blocks
+    ["events A-B", "persons A,B"],  # numbered as endpoints first
+])
+def test_nodes_numbered_out_of_order_are_imported_by_integer_id(tmp_path, steps):
+    with BulkWriter(tmp_path / "bulk") as writer:
+        for step in steps:
+            verb, ids = step.split()
+            if verb == "persons":
+                writer.persons([person(i) for i in ids.split(",")])
+            elif verb == "places":
+                writer.places([Place(id=i, name=i) for i in ids.split(",")])
+            else:
+                writer.events([contact("E1", *ids.split("-"), at(2))])
+    assert "--id-type=integer" in (tmp_path / "bulk" / ARGS_FILE).read_text().split()
+    assert (tmp_path / "bulk" / "persons.header.csv").read_text().startswith(":ID(Person),id,")
 
 
 def test_export_refuses_an_existing_directory(tmp_path):
@@ -228,7 +267,8 @@ def test_the_importer_rejects_a_duplicate_node_and_leaves_no_store(tmp_path, neo
         pytest.skip("Neo4j not reachable (run `make test`, or scripts/neo4j/neo4j.sh start)")
     with BulkWriter(tmp_path / "files") as writer:
         writer.persons([person("A"), person("B")])
-        writer.events([contact("E1", "A", "B", at(2))])
+        writer.events([contact("E1", "A", "Z", at(2))])  # a stub: integer import ids, which the importer maps
+    assert "--id-type=integer" in (tmp_path / "files" / ARGS_FILE).read_text()
     with open(tmp_path / "files" / "persons.csv", "a", encoding="utf-8") as f:
         f.write("1,A2,,,,,,,,,none,,,,,,,true\n")  # a second node with import id 1, behind the writer's back
     env = {**os.environ, "NEO4J_BOLT_PORT": str(_free_port()), "NEO4J_HOME_DIR": str(tmp_path / "home"),

@@ -159,22 +159,19 @@ def _bad_event(row: Sequence[Any]) -> str | None:
     return None
 
 
-_EVENT_LINE = "%s,%d,%d,%d,%d,%s,%s,%s,%s\n"
-
-
-def _plain_event_lines(rows: Sequence[EventRow], num: dict[str, int]) -> str | None:
+def _plain_event_lines(rows: Sequence[EventRow], num: dict[str, str]) -> str | None:
     """The CSV lines of checked event rows by plain formatting (twice csv.writer's speed), or ``None``.
 
     Endpoints become their integer import ids (``num``, which must hold
-    them). ``None`` when some field would need quoting (a comma, quote or
-    line break in an id): the caller then uses csv.writer. Whether any does
-    is read off the text: exactly 8 commas and one newline per row and no
+    them, as text: an f-string of the nine fields is faster than ``%``
+    formatting a new tuple of them). ``None`` when some field would need
+    quoting (a comma, quote or line break in an id): the caller then uses
+    csv.writer. Whether any does is read off the text: exactly 8 commas and one newline per row and no
     quote. An absent place is formatted as ``None`` and blanked afterwards,
     which is safe only if ``,None,`` occurs once per such row (no event id,
     kind or source is "None": enums and ids checked before).
     """
-    line = _EVENT_LINE
-    text = "".join([line % (r[0], num[r[1]], num[r[2]], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows])
+    text = "".join([f"{i},{num[a]},{num[b]},{s},{e},{k},{p},{src},{c}\n" for i, a, b, s, e, k, p, src, c in rows])
     n = len(rows)
     if text.count(",") != 8 * n or text.count("\n") != n or '"' in text or "\r" in text:
         return None
@@ -214,15 +211,20 @@ class BulkWriter:
         self._multiline: set[str] = set()
         self._handles: dict[str, Any] = {}
         self._stubs = stubs
-        # Integer import id of every person / place id seen (written or referenced), and the written ones.
-        self._person_num: dict[str, int] = {}
-        self._place_num: dict[str, int] = {}
+        # Integer import id (as text) of every person / place id seen (written or referenced), and
+        # the written ones.
+        self._person_num: dict[str, str] = {}
+        self._place_num: dict[str, str] = {}
         self._person_ids: set[str] = set()
         self._place_ids: set[str] = set()
+        # Whether the import ids can be the node ids themselves (--id-type=actual): every person and
+        # place block got fresh numbers, contiguous with the previous block of its file.
+        self._actual = True
+        self._next_id: dict[str, int] = {}  # node file stem -> number after its last block
+        self._first_id: dict[str, int] = {}
         self._done = False
         try:
-            for stem, (_, header) in _FILES.items():
-                (self._tmp / f"{stem}.header.csv").write_text(",".join(header) + "\n", encoding="utf-8")
+            for stem in _FILES:
                 self._handles[stem] = open(self._tmp / f"{stem}.csv", "w", newline="", encoding="utf-8")
         except BaseException:
             self.abort()
@@ -240,11 +242,15 @@ class BulkWriter:
         self._handles[stem].write(text)
         self.counts[stem] += len(rows)
 
-    @staticmethod
-    def _nums(num: dict[str, int], ids: Iterable[str]) -> list[int]:
-        """The integer import ids of ``ids``, new ones numbered on from ``len(num)``."""
-        # setdefault's default is read before insertion: a new id gets the dict's size.
-        return [num.setdefault(i, len(num)) for i in ids]
+    def _nums(self, num: dict[str, str], ids: Iterable[str]) -> list[str]:
+        """The integer import ids of ``ids`` (``num`` is persons' or places'), new ones numbered on.
+
+        Persons and places share one numbering (0, 1, … in the order first
+        seen), so that the numbers can be the node ids themselves.
+        """
+        # setdefault's default is read before insertion: a new id gets the size of both dicts.
+        other = len(self._place_num if num is self._person_num else self._person_num)
+        return [num.setdefault(i, str(len(num) + other)) for i in ids]
 
     def persons(self, persons: Iterable[Person]) -> int:
         """Write persons (all fields; ``None`` ones absent, ``attributes`` as JSON, times as µs)."""
@@ -266,7 +272,7 @@ class BulkWriter:
         return self._write_records("places", "place", rows, self._place_num, self._place_ids)
 
     def _write_records(
-        self, stem: str, noun: str, rows: list[list[Any]], num: dict[str, int], written_ids: set[str]
+        self, stem: str, noun: str, rows: list[list[Any]], num: dict[str, str], written_ids: set[str]
     ) -> int:
         """Write node rows (id first) behind their import id, marked as real records (``record: true``)."""
         ids = [row[0] for row in rows]
@@ -282,7 +288,16 @@ class BulkWriter:
                     raise BulkInputError(f"{noun} #{self.counts[stem] + n + 1}: duplicate id {node_id!r}")
                 seen.add(node_id)
         written_ids |= new
-        for row, k in zip(rows, self._nums(num, ids)):
+        before = len(self._person_num) + len(self._place_num)
+        nums = self._nums(num, ids)
+        if self._actual:
+            # Fresh numbers (none seen as an endpoint before), right after this file's previous block.
+            fresh = len(self._person_num) + len(self._place_num) == before + len(ids)
+            if not fresh or self._next_id.get(stem, before) != before:
+                self._actual = False
+            self._first_id.setdefault(stem, before)
+            self._next_id[stem] = before + len(ids)
+        for row, k in zip(rows, nums):
             row.insert(0, k)
             row.append("true")
         self._write(stem, rows)
@@ -312,9 +327,10 @@ class BulkWriter:
         try:
             text = _plain_event_lines(rows, num)
         except KeyError:  # an endpoint not seen yet: number every new one, then format
+            other = len(self._place_num)
             for r in rows:
-                num.setdefault(r[1], len(num))
-                num.setdefault(r[2], len(num))
+                num.setdefault(r[1], str(len(num) + other))
+                num.setdefault(r[2], str(len(num) + other))
             text = _plain_event_lines(rows, num)
         if text is None:
             self._write("contacts", [(r[0], num[r[1]], num[r[2]], *r[3:]) for r in rows])
@@ -346,8 +362,11 @@ class BulkWriter:
 
     def _person_pairs(self, stem: str, rows: list[tuple[Any, ...]]) -> None:
         """Write relationship rows whose first two fields are person ids, as their import ids."""
-        num = self._person_num
-        self._write(stem, [(num.setdefault(r[0], len(num)), num.setdefault(r[1], len(num)), *r[2:]) for r in rows])
+        num, other = self._person_num, len(self._place_num)
+        self._write(stem, [
+            (num.setdefault(r[0], str(len(num) + other)), num.setdefault(r[1], str(len(num) + other)), *r[2:])
+            for r in rows
+        ])
 
     def links(self, links: Iterable[TransmissionLink]) -> int:
         """Write transmission links (one per (infector, infectee): the importer does not merge duplicates)."""
@@ -377,12 +396,16 @@ class BulkWriter:
         return len(rows)
 
     # --- finishing --------------------------------------------------------------------
-    def _args(self) -> list[str]:
-        args = ["--id-type=integer", f"--array-delimiter=U+{ord(_ARRAY_DELIMITER):04X}"]
+    def _args(self, actual: bool) -> list[str]:
+        args = [f"--id-type={'actual' if actual else 'integer'}", f"--array-delimiter=U+{ord(_ARRAY_DELIMITER):04X}"]
         if self._multiline:
             # Slower parsing, so only when some field really spans lines (names, addresses).
             args.append("--multiline-fields=true")
-        for stem, (name, _) in _FILES.items():
+        stems = list(_FILES)
+        if actual:  # node files in the order of their ids (the importer numbers nodes as it reads them)
+            stems.sort(key=lambda stem: (stem not in _NODE_FILES, self._first_id.get(stem, len(_FILES))))
+        for stem in stems:
+            name = _FILES[stem][0]
             files = f"{stem}.header.csv,{stem}.csv"
             if stem in _NODE_FILES:
                 args.append(f"--nodes={name}={files}")
@@ -406,9 +429,18 @@ class BulkWriter:
                     raise BulkInputError(f"{len(missing)} {noun} id(s) are endpoints but were never written "
                                          f"(e.g. {missing[0][1]!r}) and stubs=False")
                 self._write(stem, missing)
+            # Without stubs (numbered when first referenced, between the blocks) and with every
+            # file's numbers in one fresh block, the numbers are the node ids: the importer then
+            # needs no id mapping at all (relationship import ~30% faster at 1M / 5M than integers).
+            actual = self._actual and not self.counts["person_stubs"] and not self.counts["place_stubs"]
+            for stem, (_, header) in _FILES.items():
+                text = ",".join(header)
+                if actual:  # one id space: no groups
+                    text = text.replace("(Person)", "").replace("(Place)", "")
+                (self._tmp / f"{stem}.header.csv").write_text(text + "\n", encoding="utf-8")
             for handle in self._handles.values():
                 handle.close()
-            (self._tmp / ARGS_FILE).write_text("\n".join(self._args()) + "\n", encoding="utf-8")
+            (self._tmp / ARGS_FILE).write_text("\n".join(self._args(actual)) + "\n", encoding="utf-8")
             self._tmp.rename(self.directory)
         except BaseException:
             self.abort()
