@@ -47,7 +47,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from enum import Enum
 from typing import Any, LiteralString, TypeVar
@@ -133,11 +132,6 @@ def _schema_name(statement: str) -> str:
     """``person_id`` of ``CREATE CONSTRAINT person_id IF NOT EXISTS …``."""
     return statement.split()[2]
 
-
-def _schema_token(statement: str) -> str:
-    """``Person`` of ``… FOR (n:Person) …``, ``CONTACT`` of ``… FOR ()-[r:CONTACT]-() …``."""
-    target = statement.split(" FOR ", 1)[1].split(" ", 1)[0]
-    return target.split(":", 1)[1].split(")", 1)[0].split("]", 1)[0]
 
 # --- writes --------------------------------------------------------------------------------
 _UPSERT_PERSONS: LiteralString = "UNWIND $rows AS row MERGE (n:Person {id: row.id}) SET n = row"
@@ -871,7 +865,7 @@ class Neo4jStore(_KeyedReads):
             after = rows[-1][key]
 
     def _create_schema(self) -> None:
-        """Create the missing constraints (first), then the missing indexes, and wait until they are online.
+        """Create the missing indexes, then the missing constraints, and wait until all are online.
 
         Idempotent (``IF NOT EXISTS``). What already exists is skipped without a
         schema write, so a user without schema privileges can open a prepared database.
@@ -884,36 +878,27 @@ class Neo4jStore(_KeyedReads):
             }
         except Forbidden:
             existing = set()
-        missing = [statement for statement in (*_CONSTRAINTS, *_INDEXES) if _schema_name(statement) not in existing]
-        # Building a constraint's index over an already loaded graph (after neo4j-admin import: 1M
-        # persons, 5M events) takes a while, and Neo4j does it inside the CREATE: one thread per label
-        # or relationship type builds them side by side (2x faster at 1M / 5M; one type's statements
-        # stay in order, as statements on one token contend for its schema lock).
-        by_token: dict[str, list[LiteralString]] = {}
-        for statement in missing:
-            by_token.setdefault(_schema_token(statement), []).append(statement)
-
-        def create(statements: list[LiteralString]) -> None:
-            # Side-by-side schema writes can deadlock on a shared token lock; Neo4j aborts one and
-            # it is simply run again. Retried here rather than by the driver, which would print
-            # a deadlock report as a warning on the user's terminal for a harmless retry.
-            with self._driver.session(database=self.database) as session:
-                for statement in statements:
-                    for attempt in range(_SCHEMA_ATTEMPTS):
-                        try:
-                            session.run(statement).consume()
-                            break
-                        except TransientError:
-                            if attempt == _SCHEMA_ATTEMPTS - 1:
-                                raise
-                            time.sleep(0.2 * (attempt + 1))
-
-        if len(by_token) > 1:
-            with ThreadPoolExecutor(max_workers=4, thread_name_prefix="neo4j-schema") as pool:
-                list(pool.map(create, by_token.values()))
-        else:
-            for statements in by_token.values():
-                create(statements)
+        # Over an already loaded graph (after neo4j-admin import: 1M persons, 5M events) building the
+        # indexes takes a while. CREATE INDEX returns at once and Neo4j populates in the background,
+        # so the plain indexes go first; CREATE CONSTRAINT builds its index before it returns, and two
+        # built side by side deadlock when the first one finishes (Neo4j aborts the other, which
+        # starts over): the constraints go one after another, the largest (contact_id) first, while
+        # the plain indexes populate beside it.
+        constraints = sorted(_CONSTRAINTS, key=lambda statement: _schema_name(statement) != "contact_id")
+        missing = [statement for statement in (*_INDEXES, *constraints) if _schema_name(statement) not in existing]
+        with self._driver.session(database=self.database) as session:
+            for statement in missing:
+                # A schema write can still meet a lock held by a background population: Neo4j
+                # aborts it as a deadlock and it is simply run again. Retried here rather than by
+                # the driver, which would print a deadlock report as a warning for a harmless retry.
+                for attempt in range(_SCHEMA_ATTEMPTS):
+                    try:
+                        session.run(statement).consume()
+                        break
+                    except TransientError:
+                        if attempt == _SCHEMA_ATTEMPTS - 1:
+                            raise
+                        time.sleep(0.2 * (attempt + 1))
         if missing:
             self._driver.execute_query(_AWAIT_INDEXES, seconds=300, database_=self.database)
 

@@ -17,8 +17,10 @@ types and time encodings (integer microseconds since the epoch), ``record:
 true`` on real persons and places, ``id``-only stub nodes for endpoints
 nobody imported. Constraints and indexes are not in the files: the adapter
 creates them when it first opens the imported database (a duplicate
-contact event id fails there, the importer itself rejects duplicate person or
-place ids and relationships to unknown persons).
+contact event id fails there). Nodes carry a dense integer import id
+(``--id-type=integer``, not stored) besides their ``id`` property, so the
+writer itself rejects a duplicate person or place id, and an endpoint that
+was never written when ``stubs=False``.
 
 Rows are checked as they are written (ids present, ``a != b``, ``start <=
 end``, enum values known); the first bad one raises :class:`BulkInputError`
@@ -87,8 +89,6 @@ _encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(value, ensur
 
 
 def _column(name: str) -> str:
-    if name == "id":
-        return "id:ID(Person)"
     if name in _PERSON_TIMES:
         return f"{name}:long"
     if name in _FLOATS:
@@ -98,11 +98,17 @@ def _column(name: str) -> str:
 
 # file stem -> (label or relationship type, header columns). A relationship file with a
 # ``:TYPE`` column (derived relations) carries its type on each row.
+#
+# Nodes are found by a dense integer import id (``--id-type=integer``), one id space per
+# label: the first column, unnamed, so it is not stored; ``id`` is an ordinary string
+# property. The importer maps integers much faster than strings (no string hashing and
+# collision checks); the writer keeps the string -> integer dict and checks what the
+# importer no longer can (a duplicate person or place id, an endpoint never written).
 _FILES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "persons": ("Person", (*map(_column, _PERSON_FIELDS), "record:boolean")),
-    "person_stubs": ("Person", ("id:ID(Person)",)),
-    "places": ("Place", (*(("id:ID(Place)" if f == "id" else _column(f)) for f in _PLACE_FIELDS), "record:boolean")),
-    "place_stubs": ("Place", ("id:ID(Place)",)),
+    "persons": ("Person", (":ID(Person)", *map(_column, _PERSON_FIELDS), "record:boolean")),
+    "person_stubs": ("Person", (":ID(Person)", "id")),
+    "places": ("Place", (":ID(Place)", *map(_column, _PLACE_FIELDS), "record:boolean")),
+    "place_stubs": ("Place", (":ID(Place)", "id")),
     # In EventRow order: the importer finds the endpoints by their column type, wherever they are.
     "contacts": ("CONTACT", (
         "id", ":START_ID(Person)", ":END_ID(Person)", "start:long", "end:long", "kind", "place_id", "source",
@@ -153,19 +159,19 @@ def _bad_event(row: Sequence[Any]) -> str | None:
     return None
 
 
-_EVENT_LINE = "%s,%s,%s,%d,%d,%s,%s,%s,%s\n"
-
-
-def _plain_event_lines(rows: Sequence[EventRow]) -> str | None:
+def _plain_event_lines(rows: Sequence[EventRow], num: dict[str, str]) -> str | None:
     """The CSV lines of checked event rows by plain formatting (twice csv.writer's speed), or ``None``.
 
-    ``None`` when some field would need quoting (a comma, quote or line
-    break in an id): the caller then uses csv.writer. Whether any does is
-    read off the text: exactly 8 commas and one newline per row and no quote.
-    An absent place is formatted as ``None`` and blanked afterwards, which is
-    safe only if ``,None,`` occurs once per such row (no person is called "None").
+    Endpoints become their integer import ids (``num``, which must hold
+    them, as text: an f-string of the nine fields is faster than ``%``
+    formatting a new tuple of them). ``None`` when some field would need
+    quoting (a comma, quote or line break in an id): the caller then uses
+    csv.writer. Whether any does is read off the text: exactly 8 commas and one newline per row and no
+    quote. An absent place is formatted as ``None`` and blanked afterwards,
+    which is safe only if ``,None,`` occurs once per such row (no event id,
+    kind or source is "None": enums and ids checked before).
     """
-    text = "".join([_EVENT_LINE % row for row in rows])
+    text = "".join([f"{i},{num[a]},{num[b]},{s},{e},{k},{p},{src},{c}\n" for i, a, b, s, e, k, p, src, c in rows])
     n = len(rows)
     if text.count(",") != 8 * n or text.count("\n") != n or '"' in text or "\r" in text:
         return None
@@ -181,18 +187,18 @@ class BulkWriter:
     """Writes the importer's CSV files for a whole graph into ``directory`` (which must not exist yet).
 
     Use as a context manager, or call :meth:`close` (success) / :meth:`abort`.
-    Persons and places first is not required: the importer reads nodes first.
+    Persons and places first is not required: an endpoint gets its integer
+    import id when first seen, as a person or place or as an endpoint.
 
     Parameters
     ----------
     directory : path
         Created by :meth:`close`; until then the files live in a sibling temporary directory.
     stubs : bool
-        Track the endpoints of events, visits, links and derived relations and
-        write ``id``-only stub nodes for those that were never written as a
-        person or place, as ``apply`` creates them. Costs two sets of ids;
-        pass ``False`` when every endpoint is known to be a written node (the
-        importer then rejects a relationship to a missing one).
+        Write ``id``-only stub nodes for the endpoints of events, visits, links
+        and derived relations that were never written as a person or place,
+        as ``apply`` creates them. With ``False``, such an endpoint is a
+        :class:`BulkInputError` at :meth:`close`.
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, stubs: bool = True) -> None:
@@ -205,14 +211,20 @@ class BulkWriter:
         self._multiline: set[str] = set()
         self._handles: dict[str, Any] = {}
         self._stubs = stubs
+        # Integer import id (as text) of every person / place id seen (written or referenced), and
+        # the written ones.
+        self._person_num: dict[str, str] = {}
+        self._place_num: dict[str, str] = {}
         self._person_ids: set[str] = set()
         self._place_ids: set[str] = set()
-        self._person_refs: set[str] = set()
-        self._place_refs: set[str] = set()
+        # Whether the import ids can be the node ids themselves (--id-type=actual): every person and
+        # place block got fresh numbers, contiguous with the previous block of its file.
+        self._actual = True
+        self._next_id: dict[str, int] = {}  # node file stem -> number after its last block
+        self._first_id: dict[str, int] = {}
         self._done = False
         try:
-            for stem, (_, header) in _FILES.items():
-                (self._tmp / f"{stem}.header.csv").write_text(",".join(header) + "\n", encoding="utf-8")
+            for stem in _FILES:
                 self._handles[stem] = open(self._tmp / f"{stem}.csv", "w", newline="", encoding="utf-8")
         except BaseException:
             self.abort()
@@ -230,6 +242,16 @@ class BulkWriter:
         self._handles[stem].write(text)
         self.counts[stem] += len(rows)
 
+    def _nums(self, num: dict[str, str], ids: Iterable[str]) -> list[str]:
+        """The integer import ids of ``ids`` (``num`` is persons' or places'), new ones numbered on.
+
+        Persons and places share one numbering (0, 1, … in the order first
+        seen), so that the numbers can be the node ids themselves.
+        """
+        # setdefault's default is read before insertion: a new id gets the size of both dicts.
+        other = len(self._place_num if num is self._person_num else self._person_num)
+        return [num.setdefault(i, str(len(num) + other)) for i in ids]
+
     def persons(self, persons: Iterable[Person]) -> int:
         """Write persons (all fields; ``None`` ones absent, ``attributes`` as JSON, times as µs)."""
         rows = []
@@ -242,21 +264,42 @@ class BulkWriter:
             # The adapter's JSON text (json.dumps(..., ensure_ascii=False)); an empty dict is no property.
             row[attributes] = encode(row[attributes]) if row[attributes] else None
             rows.append(row)
-        return self._write_records("persons", "person", rows, self._person_ids)
+        return self._write_records("persons", "person", rows, self._person_num, self._person_ids)
 
     def places(self, places: Iterable[Place]) -> int:
         """Write places (all fields, ``None`` ones absent)."""
         rows = [[getattr(place, name) for name in _PLACE_FIELDS] for place in places]
-        return self._write_records("places", "place", rows, self._place_ids)
+        return self._write_records("places", "place", rows, self._place_num, self._place_ids)
 
-    def _write_records(self, stem: str, noun: str, rows: list[list[Any]], written_ids: set[str]) -> int:
-        """Write node rows (id first) marked as real records (``record: true``), noting their ids for the stubs."""
-        for n, row in enumerate(rows):
-            if not row[0]:
+    def _write_records(
+        self, stem: str, noun: str, rows: list[list[Any]], num: dict[str, str], written_ids: set[str]
+    ) -> int:
+        """Write node rows (id first) behind their import id, marked as real records (``record: true``)."""
+        ids = [row[0] for row in rows]
+        for n, node_id in enumerate(ids):
+            if not node_id:
                 raise BulkInputError(f"{noun} #{self.counts[stem] + n + 1}: id is missing")
+        # The importer would only see the same integer twice: name the duplicate here.
+        new = set(ids)
+        if len(new) != len(ids) or not written_ids.isdisjoint(new):
+            seen = set(written_ids)
+            for n, node_id in enumerate(ids):
+                if node_id in seen:
+                    raise BulkInputError(f"{noun} #{self.counts[stem] + n + 1}: duplicate id {node_id!r}")
+                seen.add(node_id)
+        written_ids |= new
+        before = len(self._person_num) + len(self._place_num)
+        nums = self._nums(num, ids)
+        if self._actual:
+            # Fresh numbers (none seen as an endpoint before), right after this file's previous block.
+            fresh = len(self._person_num) + len(self._place_num) == before + len(ids)
+            if not fresh or self._next_id.get(stem, before) != before:
+                self._actual = False
+            self._first_id.setdefault(stem, before)
+            self._next_id[stem] = before + len(ids)
+        for row, k in zip(rows, nums):
+            row.insert(0, k)
             row.append("true")
-        if self._stubs:
-            written_ids.update(row[0] for row in rows)
         self._write(stem, rows)
         return len(rows)
 
@@ -280,16 +323,20 @@ class BulkWriter:
                     raise BulkInputError(
                         f"contact event #{self.counts['contacts'] + n + 1} (id {event_id!r}): {problem}"
                     )
-        text = _plain_event_lines(rows)
+        num = self._person_num
+        try:
+            text = _plain_event_lines(rows, num)
+        except KeyError:  # an endpoint not seen yet: number every new one, then format
+            other = len(self._place_num)
+            for r in rows:
+                num.setdefault(r[1], str(len(num) + other))
+                num.setdefault(r[2], str(len(num) + other))
+            text = _plain_event_lines(rows, num)
         if text is None:
-            self._write("contacts", rows)
+            self._write("contacts", [(r[0], num[r[1]], num[r[2]], *r[3:]) for r in rows])
         else:
             self._handles["contacts"].write(text)
             self.counts["contacts"] += len(rows)
-        if self._stubs:
-            for row in rows:
-                self._person_refs.add(row[1])
-                self._person_refs.add(row[2])
         return len(rows)
 
     def events(self, events: Iterable[ContactEvent]) -> int:
@@ -308,11 +355,18 @@ class BulkWriter:
                 raise BulkInputError(f"visit #{self.counts['visits'] + len(rows) + 1} (id {v.id!r}): "
                                      "id, person, place, start and end are required and end may not precede start")
             rows.append((v.person_id, v.place_id, v.id, start, end))
-        if self._stubs:
-            self._person_refs.update(r[0] for r in rows)
-            self._place_refs.update(r[1] for r in rows)
-        self._write("visits", rows)
+        persons = self._nums(self._person_num, (r[0] for r in rows))
+        places = self._nums(self._place_num, (r[1] for r in rows))
+        self._write("visits", [(a, b, *r[2:]) for a, b, r in zip(persons, places, rows)])
         return len(rows)
+
+    def _person_pairs(self, stem: str, rows: list[tuple[Any, ...]]) -> None:
+        """Write relationship rows whose first two fields are person ids, as their import ids."""
+        num, other = self._person_num, len(self._place_num)
+        self._write(stem, [
+            (num.setdefault(r[0], str(len(num) + other)), num.setdefault(r[1], str(len(num) + other)), *r[2:])
+            for r in rows
+        ])
 
     def links(self, links: Iterable[TransmissionLink]) -> int:
         """Write transmission links (one per (infector, infectee): the importer does not merge duplicates)."""
@@ -322,10 +376,7 @@ class BulkWriter:
                 raise BulkInputError(f"transmission link #{self.counts['links'] + len(rows) + 1}: "
                                      "infector and infectee are required")
             rows.append((k.infector, k.infectee, _pair_key(k.infector, k.infectee), k.exposure, _us(k.exposed_at)))
-        if self._stubs:
-            self._person_refs.update(r[0] for r in rows)
-            self._person_refs.update(r[1] for r in rows)
-        self._write("links", rows)
+        self._person_pairs("links", rows)
         return len(rows)
 
     def derived(self, contacts: Iterable[tuple[TracedContact, datetime]]) -> int:
@@ -341,19 +392,20 @@ class BulkWriter:
                 c.case_id, _us(c.exposed_at), _ARRAY_DELIMITER.join(evidence) if evidence else None,
                 c.exposure_count, _us(derived_at),
             ))
-        if self._stubs:
-            self._person_refs.update(r[0] for r in rows)
-            self._person_refs.update(r[1] for r in rows)
-        self._write("derived", rows)
+        self._person_pairs("derived", rows)
         return len(rows)
 
     # --- finishing --------------------------------------------------------------------
-    def _args(self) -> list[str]:
-        args = [f"--array-delimiter=U+{ord(_ARRAY_DELIMITER):04X}"]
+    def _args(self, actual: bool) -> list[str]:
+        args = [f"--id-type={'actual' if actual else 'integer'}", f"--array-delimiter=U+{ord(_ARRAY_DELIMITER):04X}"]
         if self._multiline:
             # Slower parsing, so only when some field really spans lines (names, addresses).
             args.append("--multiline-fields=true")
-        for stem, (name, _) in _FILES.items():
+        stems = list(_FILES)
+        if actual:  # node files in the order of their ids (the importer numbers nodes as it reads them)
+            stems.sort(key=lambda stem: (stem not in _NODE_FILES, self._first_id.get(stem, len(_FILES))))
+        for stem in stems:
+            name = _FILES[stem][0]
             files = f"{stem}.header.csv,{stem}.csv"
             if stem in _NODE_FILES:
                 args.append(f"--nodes={name}={files}")
@@ -368,12 +420,27 @@ class BulkWriter:
         if self._done:
             return self.directory
         try:
-            if self._stubs:
-                self._write("person_stubs", [(i,) for i in sorted(self._person_refs - self._person_ids)])
-                self._write("place_stubs", [(i,) for i in sorted(self._place_refs - self._place_ids)])
+            for stem, noun, num, written in (
+                ("person_stubs", "person", self._person_num, self._person_ids),
+                ("place_stubs", "place", self._place_num, self._place_ids),
+            ):
+                missing = [(k, i) for i, k in num.items() if i not in written] if len(num) != len(written) else []
+                if missing and not self._stubs:
+                    raise BulkInputError(f"{len(missing)} {noun} id(s) are endpoints but were never written "
+                                         f"(e.g. {missing[0][1]!r}) and stubs=False")
+                self._write(stem, missing)
+            # Without stubs (numbered when first referenced, between the blocks) and with every
+            # file's numbers in one fresh block, the numbers are the node ids: the importer then
+            # needs no id mapping at all (relationship import ~30% faster at 1M / 5M than integers).
+            actual = self._actual and not self.counts["person_stubs"] and not self.counts["place_stubs"]
+            for stem, (_, header) in _FILES.items():
+                text = ",".join(header)
+                if actual:  # one id space: no groups
+                    text = text.replace("(Person)", "").replace("(Place)", "")
+                (self._tmp / f"{stem}.header.csv").write_text(text + "\n", encoding="utf-8")
             for handle in self._handles.values():
                 handle.close()
-            (self._tmp / ARGS_FILE).write_text("\n".join(self._args()) + "\n", encoding="utf-8")
+            (self._tmp / ARGS_FILE).write_text("\n".join(self._args(actual)) + "\n", encoding="utf-8")
             self._tmp.rename(self.directory)
         except BaseException:
             self.abort()
