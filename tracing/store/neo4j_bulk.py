@@ -99,8 +99,9 @@ def _column(name: str) -> str:
 # file stem -> (label or relationship type, header columns). A relationship file with a
 # ``:TYPE`` column (derived relations) carries its type on each row.
 #
-# Nodes are found by a dense integer import id (``--id-type=integer``), one id space per
-# label: the first column, unnamed, so it is not stored; ``id`` is an ordinary string
+# Nodes are found by a dense integer import id (``--id-type=integer``, one id space per label;
+# or, when ``close`` finds the numbers can be the node ids, ``--id-type=actual`` without id
+# spaces): the first column, unnamed, so it is not stored; ``id`` is an ordinary string
 # property. The importer maps integers much faster than strings (no string hashing and
 # collision checks); the writer keeps the string -> integer dict and checks what the
 # importer no longer can (a duplicate person or place id, an endpoint never written).
@@ -327,10 +328,7 @@ class BulkWriter:
         try:
             text = _plain_event_lines(rows, num)
         except KeyError:  # an endpoint not seen yet: number every new one, then format
-            other = len(self._place_num)
-            for r in rows:
-                num.setdefault(r[1], str(len(num) + other))
-                num.setdefault(r[2], str(len(num) + other))
+            self._nums(num, [end for r in rows for end in (r[1], r[2])])
             text = _plain_event_lines(rows, num)
         if text is None:
             self._write("contacts", [(r[0], num[r[1]], num[r[2]], *r[3:]) for r in rows])
@@ -362,11 +360,8 @@ class BulkWriter:
 
     def _person_pairs(self, stem: str, rows: list[tuple[Any, ...]]) -> None:
         """Write relationship rows whose first two fields are person ids, as their import ids."""
-        num, other = self._person_num, len(self._place_num)
-        self._write(stem, [
-            (num.setdefault(r[0], str(len(num) + other)), num.setdefault(r[1], str(len(num) + other)), *r[2:])
-            for r in rows
-        ])
+        ends = self._nums(self._person_num, [end for r in rows for end in (r[0], r[1])])
+        self._write(stem, [(a, b, *r[2:]) for a, b, r in zip(ends[0::2], ends[1::2], rows)])
 
     def links(self, links: Iterable[TransmissionLink]) -> int:
         """Write transmission links (one per (infector, infectee): the importer does not merge duplicates)."""
