@@ -15,7 +15,9 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -132,6 +134,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def _imported_server(files: Path, home: Path, port: int) -> Iterator:
+    """A private Neo4j in ``home`` whose database ``neo4j.sh import`` built from ``files``; stopped afterwards."""
+    from tracing.store.neo4j import Neo4jStore
+
+    env = {**os.environ, "NEO4J_BOLT_PORT": str(port), "NEO4J_HOME_DIR": str(home), "NEO4J_HEAP": "512m",
+           "NEO4J_PAGECACHE": "128m", "NEO4J_IMPORT_MEMORY": "512m"}
+    subprocess.run([str(SCRIPT), "import", str(files)], env=env, check=True, capture_output=True)
+    try:
+        subprocess.run([str(SCRIPT), "start"], env=env, check=True, capture_output=True)
+        store = Neo4jStore(f"bolt://127.0.0.1:{port}", auth=None)
+        try:
+            yield store
+        finally:
+            store.close()
+    finally:
+        subprocess.run([str(SCRIPT), "stop"], env=env, check=False, capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def mers_sqlite(tmp_path_factory, datasets) -> Iterator[SQLiteStore]:
     """MERS in SQLite, every case traced and persisted (so derived relations are exported too)."""
@@ -150,23 +171,14 @@ def bulk_loaded(mers_sqlite, tmp_path_factory, neo4j_session_store):
         pytest.skip("Neo4j not reachable (run `make test`, or scripts/neo4j/neo4j.sh start)")
     if shutil.which("java") is None and not NEO4J_REQUIRED:
         pytest.skip("java not found")
-    from tracing.store.neo4j import Neo4jStore
 
     work = tmp_path_factory.mktemp("bulk")
     files = work / "import"
     result = runner.invoke(app, ["export-neo4j-import", "--from", f"sqlite:///{mers_sqlite.path}", str(files)])
     assert result.exit_code == 0, result.output
     port = int(os.environ.get("TRACEGRAPH_TEST_NEO4J_BULK_PORT") or _free_port())
-    env = {**os.environ, "NEO4J_BOLT_PORT": str(port), "NEO4J_HOME_DIR": str(work / "home"), "NEO4J_HEAP": "512m",
-           "NEO4J_PAGECACHE": "128m", "NEO4J_IMPORT_MEMORY": "512m"}
-    subprocess.run([str(SCRIPT), "import", str(files)], env=env, check=True, capture_output=True)
-    try:
-        subprocess.run([str(SCRIPT), "start"], env=env, check=True, capture_output=True)
-        store = Neo4jStore(f"bolt://127.0.0.1:{port}", auth=None)
+    with _imported_server(files, work / "home", port) as store:
         yield store
-        store.close()
-    finally:
-        subprocess.run([str(SCRIPT), "stop"], env=env, check=False, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +223,6 @@ def test_bulk_loaded_graph_is_the_applied_graph_property_by_property(bulk_loaded
 def test_integer_import_ids_give_the_same_graph(mers_sqlite, applied, tmp_path):
     # write_store writes nodes first (node ids as import ids); here the events name every person
     # before it is written, so the files fall back to integer import ids, which the importer maps.
-    from tracing.store.neo4j import Neo4jStore
 
     files = tmp_path / "import"
     with BulkWriter(files) as writer:
@@ -222,19 +233,8 @@ def test_integer_import_ids_give_the_same_graph(mers_sqlite, applied, tmp_path):
         writer.links(list(mers_sqlite.iter_links()))
         writer.derived(list(mers_sqlite.iter_derived()))
     assert "--id-type=integer" in (files / ARGS_FILE).read_text().split()
-    port = _free_port()
-    env = {**os.environ, "NEO4J_BOLT_PORT": str(port), "NEO4J_HOME_DIR": str(tmp_path / "home"), "NEO4J_HEAP": "512m",
-           "NEO4J_PAGECACHE": "128m", "NEO4J_IMPORT_MEMORY": "512m"}
-    subprocess.run([str(SCRIPT), "import", str(files)], env=env, check=True, capture_output=True)
-    try:
-        subprocess.run([str(SCRIPT), "start"], env=env, check=True, capture_output=True)
-        store = Neo4jStore(f"bolt://127.0.0.1:{port}", auth=None)
-        try:
-            assert _raw_graph(store) == _raw_graph(applied)
-        finally:
-            store.close()
-    finally:
-        subprocess.run([str(SCRIPT), "stop"], env=env, check=False, capture_output=True)
+    with _imported_server(files, tmp_path / "home", _free_port()) as store:
+        assert _raw_graph(store) == _raw_graph(applied)
 
 
 @pytest.mark.neo4j
