@@ -47,12 +47,12 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def run_store(store: GraphStore, fn: Callable[[], R], *, short: bool = True) -> R:
-    """``fn()`` for an ``async`` route: inline when the reads are ``short`` and ``store`` reads in
-    this process (SQLite: a short local read costs less than the hop to a worker thread), else in
-    the thread pool, so that neither a server round trip (Neo4j) nor a long read blocks the event
-    loop, and with it every other request of the worker."""
-    if short and getattr(store, "reads_in_process", False):
+async def run_store(store: GraphStore, fn: Callable[[], R]) -> R:
+    """``fn()`` for an ``async`` route: inline when ``store`` reads in this process (SQLite: local
+    reads are CPU-bound Python, which in a worker thread would still hold the GIL the loop needs,
+    so the hop costs more than it frees), else in the thread pool, so that a server round trip
+    (Neo4j) does not block the event loop, and with it every other request of the worker."""
+    if getattr(store, "reads_in_process", False):
         return fn()
     return await run_in_threadpool(fn)
 
