@@ -100,12 +100,14 @@ def measure(store: SQLiteStore, roots: list[str], hops: int, *, now: datetime) -
     for root in roots:
         recorder = RecordingReader(store)
         service.chain(recorder, root, hops=hops, policy=policy, now=now)  # warms the page cache, records
-        ms, chain = _cpu_ms(lambda: service.chain(store, root, hops=hops, policy=policy, now=now).model_dump_json())
+        ms, stored = _cpu_ms(lambda: service.chain(store, root, hops=hops, policy=policy, now=now).model_dump_json())
         on_store.append(ms)
         replay = ReplayReader(recorder.answers)
         ms, chain = _cpu_ms(lambda: service.chain(replay, root, hops=hops, policy=policy, now=now))
-        ms_json, _ = _cpu_ms(chain.model_dump_json)
+        ms_json, replayed = _cpu_ms(chain.model_dump_json)
         floor.append(ms + ms_json)
+        if replayed != stored:  # the floor must be the very same computation
+            raise SystemExit(f"chain of {root} differs between the store and its replay")
         members.append(len(chain.members))
     return {"hops": hops, "roots": len(roots), "members_mean": round(statistics.mean(members), 1),
             "members_max": max(members), "store": _summary(on_store), "floor": _summary(floor)}
