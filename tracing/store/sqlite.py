@@ -9,6 +9,7 @@ process polling an import, the API) see only committed batches.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -46,6 +47,7 @@ from .port import (
 )
 
 R = TypeVar("R")
+log = logging.getLogger("tracegraph.store")
 
 # SQLite's default limit on bound parameters is 32766; stay well below it.
 _CHUNK = 900
@@ -199,6 +201,45 @@ def _derived(row: tuple) -> TracedContact:
     )
 
 
+class _Checkpointer:
+    """A daemon thread that checkpoints a WAL-mode database file every ``interval`` seconds.
+
+    ``PASSIVE``: it copies what no reader still needs and never waits for a
+    reader or a writer, so it cannot block the store's own connection. Every
+    process with the file open runs one; two checkpoints at once are harmless
+    (the second finds the checkpoint lock taken and tries again next time).
+    """
+
+    def __init__(self, path: str, *, interval: float = 0.5) -> None:
+        self.path, self.interval = path, interval
+        self.pages_copied = 0  # the most log pages one checkpoint found copied: for tests and curiosity
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sqlite-checkpoint:{Path(path).name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            # mode=rw: never create the file (it exists by now; if it went away, stop quietly).
+            conn = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=rw", uri=True, check_same_thread=False)
+        except sqlite3.Error:
+            log.warning("cannot open %s to checkpoint it; its log is checkpointed when it closes", self.path)
+            return
+        try:
+            while not self._stopped.wait(self.interval):
+                try:
+                    _busy, _log, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self.pages_copied = max(self.pages_copied, copied)
+                except sqlite3.Error:  # e.g. the file went away in a test: try again, quietly
+                    log.debug("checkpoint of %s failed", self.path, exc_info=True)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        """Stop the thread. (The last connection to close checkpoints everything that is left.)"""
+        self._stopped.set()
+        self._thread.join()
+
+
 class SQLiteStore:
     """Graph store in one SQLite file (or ``:memory:``).
 
@@ -211,6 +252,7 @@ class SQLiteStore:
 
     def __init__(self, path: str | Path = ":memory:") -> None:
         self.path = str(path)
+        self._checkpointer: _Checkpointer | None = None
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -226,6 +268,12 @@ class SQLiteStore:
             self._conn.execute("PRAGMA cache_size=-262144")  # KiB: 256 MB
             self._conn.execute("PRAGMA mmap_size=1073741824")  # 1 GiB
             self._conn.execute("PRAGMA temp_store=MEMORY")
+            # Checkpoints (copying the write-ahead log back into the database file) run in a
+            # thread of their own instead of inside whichever commit crosses 1,000 log pages:
+            # there they stalled that writer (a sweep, an audited request on the event loop) for
+            # the whole copy, which SQLite does with the GIL released, i.e. on the other core.
+            self._conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = _Checkpointer(self.path)
         self._conn.execute("PRAGMA foreign_keys=OFF")
         self._conn.executescript(_SCHEMA)
 
@@ -576,6 +624,8 @@ class SQLiteStore:
         )
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self._lock:
             self._conn.close()
 
