@@ -218,21 +218,20 @@ class _Checkpointer:
         self._thread.start()
 
     def _run(self) -> None:
-        try:
-            # mode=rw: never create the file (it exists by now; if it went away, stop quietly).
-            conn = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=rw", uri=True, check_same_thread=False)
-        except sqlite3.Error:
-            log.warning("cannot open %s to checkpoint it; its log is checkpointed when it closes", self.path)
-            return
-        try:
-            while not self._stopped.wait(self.interval):
+        # A connection per checkpoint, closed right after: one held open in this daemon thread
+        # would, at an exit without close(), keep the store's own connection from being the last
+        # one, which is the one that checkpoints everything left and removes the log file.
+        uri = f"{Path(self.path).resolve().as_uri()}?mode=rw"  # never create the file if it went away
+        while not self._stopped.wait(self.interval):
+            try:
+                conn = sqlite3.connect(uri, uri=True)
                 try:
                     _busy, _log, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    self.pages_copied = max(self.pages_copied, copied)
-                except sqlite3.Error:  # e.g. the file went away in a test: try again, quietly
-                    log.debug("checkpoint of %s failed", self.path, exc_info=True)
-        finally:
-            conn.close()
+                finally:
+                    conn.close()
+                self.pages_copied = max(self.pages_copied, copied)
+            except sqlite3.Error:  # e.g. the file went away in a test: try again, quietly
+                log.debug("checkpoint of %s failed", self.path, exc_info=True)
 
     def stop(self) -> None:
         """Stop the thread. (The last connection to close checkpoints everything that is left.)"""
