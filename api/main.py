@@ -88,7 +88,7 @@ def create_app(
             config = deadline_settings(settings)
             run_scheduler = owned if start_scheduler is None else start_scheduler
             if run_scheduler and config.enabled and deadline_repository(opened) is not None:
-                scheduler = build_scheduler(opened, config, clock)
+                scheduler = build_scheduler(opened, config, clock, store_url=settings.store if owned else None)
                 scheduler.start()
             state = AppState(settings=settings, api=api, clock=clock, store=opened, auth=auth, audit=audit,
                              tokens=TokenCache(api.token_cache_seconds), scheduler=scheduler)

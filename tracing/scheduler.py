@@ -21,6 +21,7 @@ from .deadlines.repository import DeadlineRepository
 from .deadlines.service import SweepResult, deadline_repository, sweep_deadlines
 from .deadlines.settings import DeadlineSettings
 from .deadlines.sinks import AlertSink, LogSink, WebhookSink
+from .deadlines.workers import SweepWorkers
 from .store.port import GraphStore
 
 __all__ = ["SWEEP_JOB_ID", "SweepJob", "build_scheduler", "default_sinks", "deadline_settings"]
@@ -59,14 +60,16 @@ class SweepJob:
 
     def __init__(
         self, store: GraphStore, repo: DeadlineRepository, settings: DeadlineSettings,
-        clock: Callable[[], datetime], sinks: Sequence[AlertSink],
+        clock: Callable[[], datetime], sinks: Sequence[AlertSink], workers: SweepWorkers | None = None,
     ) -> None:
         self.store, self.repo, self.settings, self.clock, self.sinks = store, repo, settings, clock, list(sinks)
+        self.workers = workers
         self.last: SweepResult | None = None
 
     def __call__(self) -> SweepResult:
         result = sweep_deadlines(
-            self.store, self.repo, policy=self.settings.policy, now=self.clock(), limit=self.settings.batch_limit
+            self.store, self.repo, policy=self.settings.policy, now=self.clock(), limit=self.settings.batch_limit,
+            workers=self.workers,
         )
         self.last = result
         for sink in self.sinks:
@@ -90,10 +93,22 @@ class SweepJob:
         for sink in self.sinks:
             sink.stop()
 
+    def start_workers(self, _event=None) -> None:
+        if self.workers is not None:
+            try:
+                self.workers.start()
+            except Exception:  # noqa: BLE001 - sweeps then run in-process until a pool starts
+                log.exception("sweep workers did not start")
+                self.workers.restart()
+
+    def stop_workers(self, _event=None) -> None:
+        if self.workers is not None:
+            self.workers.close()
+
 
 def build_scheduler(
     store: GraphStore, settings: object | None = None, clock: Callable[[], datetime] = _utc_now, *,
-    repo: DeadlineRepository | None = None, sinks: Sequence[AlertSink] | None = None,
+    repo: DeadlineRepository | None = None, sinks: Sequence[AlertSink] | None = None, store_url: str | None = None,
 ) -> BackgroundScheduler:
     """A (not yet started) background scheduler running the deadline sweep every ``interval_seconds``.
 
@@ -101,6 +116,9 @@ def build_scheduler(
     prevented (``max_instances=1``), missed runs collapse into one
     (``coalesce``) and are still run within ``misfire_grace_seconds``.
     The sweep job object is ``scheduler.deadline_job`` (for tests and health checks).
+    With ``sweep_processes`` set and the store's URL given (``store_url``), the
+    sweep shares large sweeps with that many worker processes, started and
+    stopped with the scheduler (:mod:`tracing.deadlines.workers`).
 
     Raises
     ------
@@ -111,7 +129,8 @@ def build_scheduler(
     repo = repo or deadline_repository(store)
     if repo is None:
         raise ValueError(f"no deadline repository for {type(store).__name__}")
-    job = SweepJob(store, repo, config, clock, default_sinks(repo, config) if sinks is None else sinks)
+    workers = SweepWorkers(store_url, processes=config.sweep_processes) if config.sweep_processes and store_url else None
+    job = SweepJob(store, repo, config, clock, default_sinks(repo, config) if sinks is None else sinks, workers)
     scheduler = BackgroundScheduler(
         timezone=timezone.utc,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": config.misfire_grace_seconds},
@@ -123,5 +142,7 @@ def build_scheduler(
     )
     scheduler.add_listener(job.start_sinks, EVENT_SCHEDULER_STARTED)
     scheduler.add_listener(job.stop_sinks, EVENT_SCHEDULER_SHUTDOWN)
+    scheduler.add_listener(job.start_workers, EVENT_SCHEDULER_STARTED)
+    scheduler.add_listener(job.stop_workers, EVENT_SCHEDULER_SHUTDOWN)
     scheduler.deadline_job = job
     return scheduler

@@ -5,6 +5,7 @@
     python scripts/bench/bench_deadlines.py --template /tmp/dl-100k.db    # build once, reuse afterwards
     python scripts/bench/bench_deadlines.py --profile /tmp/sweep.prof     # cProfile of the timed sweeps
     python scripts/bench/bench_deadlines.py --phases                      # CPU ms per sweep in each store verb / step
+    python scripts/bench/bench_deadlines.py --workers 1                   # one worker process evaluates half of each sweep
     python scripts/bench/bench_deadlines.py --store bolt://127.0.0.1:7692 --investigations 10000  # Neo4j (wiped!)
 
 Each case has two close contacts, one secondary and one general contact
@@ -14,6 +15,9 @@ they would in production. Each tick (one simulated minute): a write touches
 one contact of ``fraction × N`` random investigations (its phone changes) and
 marks them dirty the way ``after_graph_change`` does, then one sweep runs.
 Only the sweep is timed (p50 / p99 / max); the marking cost is reported apart.
+With ``--workers N`` the sweep hands shares of its dirty investigations to N
+worker processes (``SweepWorkers``, started before the timed ticks); their
+CPU time is reported next to the sweeping process's.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from graph_models import ContactClass, Person, TracedContact  # noqa: E402
 from graph_models.deadlines import DeadlinePolicy, Investigation  # noqa: E402
 from tracing.deadlines import deadline_repository, mark_dirty_for_persons, sweep_deadlines  # noqa: E402
 from tracing.deadlines.engine import base_milestones  # noqa: E402
+from tracing.deadlines.workers import SweepWorkers  # noqa: E402
 from tracing.store.port import GraphBatch  # noqa: E402
 from tracing.store.sqlite import SQLiteStore  # noqa: E402
 
@@ -147,6 +152,7 @@ def main() -> None:
     parser.add_argument("--template", help="Database after build + initial sweep: reused if it exists, else written")
     parser.add_argument("--profile", help="Write cProfile stats of the timed sweeps here")
     parser.add_argument("--phases", action="store_true", help="Print CPU ms per sweep in each store verb and step")
+    parser.add_argument("--workers", type=int, default=0, help="Worker processes sharing each sweep (default: none)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     path = args.db or os.path.join(tempfile.mkdtemp(prefix="tg-bench-"), "bench.db")
@@ -184,10 +190,17 @@ def main() -> None:
     if args.store:
         print("note: with Neo4j the sweep CPU figure is the client's share only (the server is another process)")
     profiler = cProfile.Profile() if args.profile else None
+    workers = None
+    if args.workers:
+        workers = SweepWorkers(args.store or f"sqlite:///{path}", processes=args.workers)
+        started = time.perf_counter()
+        workers.start()
+        print(f"started {args.workers} sweep worker process(es) in {time.perf_counter() - started:.1f} s")
     phases = PhaseTimer(store, repo) if args.phases else None
 
     per_tick = int(args.investigations * args.fraction)
     sweep_ms, cpu_ms, system_ms, minor_faults, mark_ms, evaluated, alerts = [], [], [], [], [], [], []
+    all_cpu_ms = []  # this process + its workers
     now = NOW
     for _ in range(args.ticks):
         now += timedelta(minutes=1)
@@ -202,8 +215,9 @@ def main() -> None:
         if phases:
             phases._active = True
         cpu, before = time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
-        result = sweep_deadlines(store, repo, policy=policy, now=now)
+        result = sweep_deadlines(store, repo, policy=policy, now=now, workers=workers)
         cpu_ms.append((time.process_time() - cpu) * 1000)
+        all_cpu_ms.append(cpu_ms[-1] + result.worker_cpu_ms)
         after = resource.getrusage(resource.RUSAGE_SELF)
         system_ms.append((after.ru_stime - before.ru_stime) * 1000)
         minor_faults.append(after.ru_minflt - before.ru_minflt)
@@ -225,6 +239,11 @@ def main() -> None:
     print(f"sweep CPU ms (this process; excludes waiting for a busy machine): p50 {statistics.median(cpu_ms):.1f}  "
           f"p99 {q[98]:.1f}; of it in the kernel: p50 {statistics.median(system_ms):.1f} "
           f"({statistics.median(minor_faults):.0f} page faults per sweep)")
+    if workers:
+        q = statistics.quantiles(all_cpu_ms, n=100, method="inclusive")
+        print(f"sweep CPU ms with the {args.workers} worker(s)' share: p50 {statistics.median(all_cpu_ms):.1f}  "
+              f"p99 {q[98]:.1f}")
+        workers.close()
     print(f"dirty marking ms (per tick, not in the sweep): p50 {statistics.median(mark_ms):.1f}")
     if profiler:
         profiler.dump_stats(args.profile)

@@ -262,8 +262,12 @@ def scheduler_command(
     settings = DeadlineSettings()
     if interval is not None:
         settings = settings.model_copy(update={"interval_seconds": interval})
+    if store is None:
+        from ..config import get_settings
+
+        store = get_settings().store
     graph, _ = _open(store)
-    scheduler = build_scheduler(graph, settings)
+    scheduler = build_scheduler(graph, settings, store_url=store)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

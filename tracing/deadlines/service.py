@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from graph_models import Person
 from graph_models.deadlines import (
@@ -44,6 +45,9 @@ from .repository import Clock, DeadlineRepository, DirtyMark, EvaluationWrite
 from .rows import us
 from .settings import DeadlineSettings
 
+if TYPE_CHECKING:  # the workers module imports this one
+    from .workers import SweepWorkers
+
 __all__ = [
     "InvestigationNotFound",
     "SweepResult",
@@ -57,6 +61,7 @@ __all__ = [
     "mark_dirty_for_persons",
     "open_assist_request",
     "open_investigation",
+    "plan_evaluations",
     "record_arrival",
     "record_isolation_arrival",
     "sweep_deadlines",
@@ -372,16 +377,81 @@ def evaluate(
 
 @dataclass
 class SweepResult:
+    """What one sweep did. ``worker_cpu_ms``: CPU time its worker processes spent on it (none without workers)."""
+
     now: datetime
     evaluated: int = 0
     changed: int = 0
     alerts: list[Alert] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     elapsed_ms: float = 0.0
+    worker_cpu_ms: float = 0.0
+
+
+def plan_evaluations(
+    store: GraphStore, repo: DeadlineRepository, ids: Sequence[str], *, policy: DeadlinePolicy, now: datetime,
+    dirty: dict[str, DirtyMark],
+) -> tuple[dict[str, EvaluationWrite], dict[str, str], list[str]]:
+    """Load, evaluate and plan the writes of investigations ``ids`` (the sweep's dirty ones). Reads only.
+
+    Returns the writes worth applying (by investigation id), per investigation that could
+    not be loaded or evaluated the error (it stays queued), and the ids not found at all
+    (see :func:`_drop_orphans`: the caller decides, as a worker may be looking at another database).
+    """
+    writes: dict[str, EvaluationWrite] = {}
+    facts, errors = load_facts(store, repo, ids, policy=policy, dirty=dirty)
+    missing = []
+    for inv_id in ids:
+        f = facts.get(inv_id)
+        if f is None:
+            if inv_id not in errors:
+                missing.append(inv_id)
+            continue
+        try:
+            write = plan_write(f, evaluate_facts(f, policy=policy, now=now))
+        except Exception as error:  # noqa: BLE001 - one bad investigation must not stop the sweep
+            log.exception("evaluating investigation %s failed", inv_id)
+            errors[inv_id] = f"{type(error).__name__}: {error}"
+            continue
+        if (
+            write.updates or write.new_milestones or write.new_tracked or write.alerts or write.dirty_token
+            or write.store_facts_change
+        ):
+            writes[inv_id] = write
+    return writes, errors, missing
+
+
+def _drop_orphans(
+    missing: Sequence[str], dirty: dict[str, DirtyMark], writes: dict[str, EvaluationWrite], errors: dict[str, str]
+) -> None:
+    """Investigations that do not exist: an error each, and a write that only clears an orphan dirty mark."""
+    for inv_id in missing:
+        errors[inv_id] = "investigation not found"
+        if inv_id in dirty:
+            writes[inv_id] = EvaluationWrite(investigation_id=inv_id, dirty_token=dirty[inv_id].changed_at)
+
+
+def _collect_share(
+    store: GraphStore, repo: DeadlineRepository, workers: SweepWorkers, share, *, policy: DeadlinePolicy,
+    now: datetime, dirty: dict[str, DirtyMark], result: SweepResult,
+) -> tuple[dict[str, EvaluationWrite], dict[str, str], list[str]]:
+    """A worker's planned writes for its share; evaluated here instead if the worker failed or timed out,
+    or if it did not find investigations this process finds (it would be reading another database)."""
+    try:
+        writes, errors, missing, cpu_ms = share.result()
+        result.worker_cpu_ms += cpu_ms
+        if missing and repo.get_investigations(missing):
+            raise RuntimeError(f"a sweep worker does not see {len(missing)} investigation(s) this process sees")
+        return writes, errors, missing
+    except Exception:  # noqa: BLE001 - a lost worker costs time, never results
+        log.exception("a sweep worker failed: evaluating its %d investigations here", len(share.ids))
+        workers.restart()
+        return plan_evaluations(store, repo, share.ids, policy=policy, now=now, dirty=dirty)
 
 
 def sweep_deadlines(
     store: GraphStore, repo: DeadlineRepository, *, policy: DeadlinePolicy, now: datetime, limit: int = 20_000,
+    workers: SweepWorkers | None = None,
 ) -> SweepResult:
     """Evaluate what can have changed since the last sweep and store state changes and alerts.
 
@@ -400,13 +470,18 @@ def sweep_deadlines(
     the facts of ~1,000 investigations are tens of thousands of small containers, alive until the
     sweep returns and free of cycles, and re-walking them was ~15 % of a sweep's time at 100k
     open investigations (a full pass every other sweep, ~50 ms).
+
+    With ``workers`` (:class:`~.workers.SweepWorkers`), a large set of dirty
+    investigations is split: worker processes load and evaluate their shares
+    while this process does its own, and this process alone writes, as above.
     """
     with collector_paused():
-        return _sweep(store, repo, policy=policy, now=now, limit=limit)
+        return _sweep(store, repo, policy=policy, now=now, limit=limit, workers=workers)
 
 
 def _sweep(
-    store: GraphStore, repo: DeadlineRepository, *, policy: DeadlinePolicy, now: datetime, limit: int
+    store: GraphStore, repo: DeadlineRepository, *, policy: DeadlinePolicy, now: datetime, limit: int,
+    workers: SweepWorkers | None,
 ) -> SweepResult:
     started = time.perf_counter()
     dirty = repo.dirty_marks(limit=limit)
@@ -434,28 +509,14 @@ def _sweep(
         result.elapsed_ms = (time.perf_counter() - started) * 1000
         return result
     writes: dict[str, EvaluationWrite] = {}
+    shares: list = []
     if ids:
-        facts, result.errors = load_facts(store, repo, ids, policy=policy, dirty=dirty)
-        for inv_id in ids:
-            f = facts.get(inv_id)
-            if f is None:
-                if inv_id not in result.errors:
-                    result.errors[inv_id] = "investigation not found"
-                    if inv_id in dirty:  # an orphan mark: drop it
-                        writes[inv_id] = EvaluationWrite(investigation_id=inv_id, dirty_token=dirty[inv_id].changed_at)
-                continue
-            try:
-                write = plan_write(f, evaluate_facts(f, policy=policy, now=now))
-            except Exception as error:  # noqa: BLE001 - one bad investigation must not stop the sweep
-                log.exception("evaluating investigation %s failed", inv_id)
-                result.errors[inv_id] = f"{type(error).__name__}: {error}"
-                continue
-            if (
-                write.updates or write.new_milestones or write.new_tracked or write.alerts or write.dirty_token
-                or write.store_facts_change
-            ):
-                writes[inv_id] = write
-    if time_only:
+        own = ids
+        if workers is not None:
+            own, shares = workers.submit_shares(ids, dirty, policy=policy, now=now)
+        writes, result.errors, missing = plan_evaluations(store, repo, own, policy=policy, now=now, dirty=dirty)
+        _drop_orphans(missing, dirty, writes, result.errors)
+    if time_only:  # while the workers (if any) finish their shares
         reaching_due = [i for i, clocks in time_only.items() if any(c.due_at <= now_us and not c.has_at_due for c in clocks)]
         known = repo.tracked_counts(reaching_due) if reaching_due else {}
         for inv_id, clocks in time_only.items():
@@ -468,6 +529,12 @@ def _sweep(
                 continue
             if write.updates or write.alerts:
                 writes[inv_id] = write
+    for share in shares:
+        share_writes, share_errors, missing = _collect_share(store, repo, workers, share, policy=policy, now=now,
+                                                             dirty=dirty, result=result)
+        writes.update(share_writes)
+        result.errors.update(share_errors)
+        _drop_orphans(missing, dirty, writes, result.errors)
     ordered = [writes[i] for i in sorted(writes)]
     result.changed = sum(bool(w.updates or w.new_milestones or w.alerts) for w in ordered)
     result.alerts, refused = repo.apply_evaluations(ordered)

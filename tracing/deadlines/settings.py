@@ -25,6 +25,11 @@ class DeadlineSettings(BaseSettings):
     interval_seconds: float = Field(default=60, gt=0)
     misfire_grace_seconds: int = Field(default=120, ge=1)
     batch_limit: int = Field(default=20_000, ge=1, description="Most investigations evaluated per sweep")
+    sweep_processes: int = Field(
+        default=0, ge=0,
+        description="Worker processes that evaluate shares of large sweeps (0: all in the sweeping process). "
+        "Needs the store's URL: an SQLite file or a single Neo4j server (bolt://); see tracing.deadlines.workers",
+    )
     webhook_url: str | None = Field(default=None, description="POST each alert as JSON here (optional)")
     webhook_timeout_seconds: float = Field(default=5, gt=0)
     webhook_max_attempts: int = Field(default=5, ge=1)

@@ -1,0 +1,91 @@
+"""Sweep worker processes: the same writes and alerts as one process, and no result lost when a worker fails."""
+
+from __future__ import annotations
+
+import pytest
+
+from tracing.deadlines import sweep_deadlines
+from tracing.deadlines.workers import SweepWorkers
+
+from .story import CASE, t
+
+# Investigations besides the story's own, so that each sweep has several dirty ones to share out.
+EXTRA = [
+    CASE.model_copy(update={"id": f"Q{i}", "reported_at": t(9, 5 * i), "id_number": None if i % 2 else "1"})
+    for i in range(9)
+]
+
+
+def _record(story, sweep) -> list:
+    """Run the acceptance story with ``sweep``; what it stored: every alert and the final milestones."""
+    story.write(t(9), persons=EXTRA)
+    story.run(t(22), sweep=sweep)
+    alerts = [(a.key, a.summary, a.at) for a in story.repo.alerts()]
+    ids = ["inv:P0"] + [f"inv:{p.id}" for p in EXTRA]
+    milestones = {
+        m.id: (m.state, m.met_at, m.epoch, m.reason, m.at_due)
+        for ms in story.repo.milestones_of(ids).values() for m in ms
+    }
+    return [alerts, milestones]
+
+
+def _assert_all_evaluated(story, result) -> None:
+    """Every extra investigation was evaluated at 11:00 and left the dirty queue; the 2 h clocks of those
+    reported by 09:30 are at risk or missed (at-risk time: due − 30 min)."""
+    ids = [f"inv:{p.id}" for p in EXTRA]
+    assert not result.errors and result.evaluated == len(ids)
+    assert story.repo.dirty_marks(limit=100) == {}
+    assert all(m.evaluated_at == t(11) for ms in story.repo.milestones_of(ids).values() for m in ms)
+    assert sorted({a.investigation_id for a in result.alerts}) == ids[:7]
+
+
+def test_workers_store_what_one_process_stores(backend, tmp_path):
+    alone = backend.make(str(tmp_path / "alone.db"))
+    expected = _record(alone, alone.sweep)
+
+    shared = backend.make(str(tmp_path / "shared.db"))
+    with SweepWorkers(backend.url(shared), processes=1, min_share=1) as workers:
+        calls = []
+
+        def sweep():
+            result = sweep_deadlines(shared.store, shared.repo, policy=shared.policy, now=shared.clock.now,
+                                     workers=workers)
+            assert not result.errors, result.errors
+            calls.append(result.worker_cpu_ms)
+
+        got = _record(shared, sweep)
+    assert any(calls), "no sweep handed a share to the worker"
+    assert got == expected
+
+
+def test_a_failing_worker_costs_time_not_results(backend, tmp_path, monkeypatch):
+    story = backend.make(str(tmp_path / "w.db"))
+    story.write(t(9), persons=EXTRA)
+    with SweepWorkers(backend.url(story), processes=1, min_share=1) as workers:
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("worker lost")
+
+        # The worker's answer is lost: its share is evaluated in this process, the pool replaced.
+        monkeypatch.setattr("tracing.deadlines.workers.SweepShare.result", broken)
+        result = sweep_deadlines(story.store, story.repo, policy=story.policy, now=t(11), workers=workers)
+    _assert_all_evaluated(story, result)
+    assert result.worker_cpu_ms == 0
+
+
+def test_a_worker_on_another_database_is_not_trusted(backend, tmp_path):
+    if backend.name != "sqlite":
+        pytest.skip("needs a second database: one file per SQLite store")
+    story = backend.make(str(tmp_path / "real.db"))
+    story.write(t(9), persons=EXTRA)
+    # A worker opened on an empty database finds none of its share: that must not drop the dirty marks.
+    with SweepWorkers(f"sqlite:///{tmp_path / 'empty.db'}", processes=1, min_share=1) as workers:
+        result = sweep_deadlines(story.store, story.repo, policy=story.policy, now=t(11), workers=workers)
+    _assert_all_evaluated(story, result)
+
+
+def test_workers_refuse_stores_they_cannot_share():
+    with pytest.raises(ValueError, match="in-memory"):
+        SweepWorkers("sqlite://:memory:")
+    with pytest.raises(ValueError, match="routed"):
+        SweepWorkers("neo4j://db.example:7687")

@@ -1,0 +1,187 @@
+"""Worker processes that evaluate part of a large deadline sweep: the machine's other cores.
+
+Loading and evaluating the facts of a dirty investigation is CPU-bound
+Python, ~0.1-0.2 ms each, and independent of every other investigation; one
+process holds the GIL for all of it. With :class:`SweepWorkers` the sweep
+(:func:`~.service.sweep_deadlines`) splits its dirty investigations: each
+worker process loads, evaluates and plans the writes of its share
+(:func:`~.service.plan_evaluations`, the same code) while the sweeping process
+does its own share; then the sweeping process applies every planned write in
+its one :meth:`~.repository.DeadlineRepository.apply_evaluations`. So the
+rules, the atomic per-investigation writes, the conflict checks (a write
+planned from a stale read is refused and retried next sweep) and the
+alert-key idempotence are exactly those of a sweep without workers.
+
+A worker only reads. It opens its own store from the same URL (an SQLite file
+or a Neo4j server; an in-memory SQLite store cannot be shared) once, when it
+starts, and keeps it open. The processes are *spawned* (a fresh interpreter),
+never forked: the sweeping process may run threads (the API, the scheduler)
+and holds open database handles.
+
+A worker that fails, dies or takes longer than ``timeout`` seconds costs
+time, never results: its share is evaluated in the sweeping process and the
+pool is replaced before the next sweep. So does a worker that does not find
+investigations the sweeping process finds (a wrong URL): orphan dirty marks
+are only ever dropped by the sweeping process, from its own reads.
+
+A worker must read at least everything the sweeping process has read: true
+of one SQLite file (WAL: every committed write is visible to a new read) and
+of one Neo4j server (``bolt://``). Not of a routed cluster (``neo4j://``): a
+worker's own driver might read from a member that lags the sweeping process's
+bookmarks, evaluate stale facts and let the sweep clear the dirty mark, so
+those URLs are refused until bookmarks are handed over with a share.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from graph_models.deadlines import DeadlinePolicy
+
+from ..collector import collector_paused
+from .repository import DeadlineRepository, DirtyMark, EvaluationWrite
+
+__all__ = ["SweepShare", "SweepWorkers"]
+
+log = logging.getLogger("tracegraph.deadlines")
+
+
+@dataclass
+class SweepShare:
+    """The investigations handed to one worker, and the pending answer."""
+
+    ids: list[str]
+    future: Future
+    timeout: float
+
+    def result(self) -> tuple[dict[str, EvaluationWrite], dict[str, str], list[str], float]:
+        """The worker's planned writes, errors, ids not found (:func:`~.service.plan_evaluations`) and
+        CPU ms; raises if it failed or timed out."""
+        return self.future.result(timeout=self.timeout)
+
+
+class SweepWorkers:
+    """A pool of ``processes`` worker processes evaluating shares of large sweeps (see module docstring).
+
+    ``min_share``: the fewest dirty investigations worth sending to a worker
+    (below that, a share would cost more in hand-over than it saves); a sweep with
+    fewer than ``2 × min_share`` dirty investigations runs in-process. Start the
+    pool before the first sweep (:meth:`start`, or use it as a context manager) so
+    that sweep does not wait for the interpreters to start; close it when done.
+    """
+
+    def __init__(self, store_url: str, *, processes: int = 1, min_share: int = 200, timeout: float = 120.0) -> None:
+        if processes < 1:
+            raise ValueError("processes must be at least 1")
+        if store_url.startswith("sqlite://") and store_url.removeprefix("sqlite://") in ("", ":memory:", "/:memory:"):
+            raise ValueError("an in-memory SQLite store cannot be shared with worker processes")
+        if store_url.startswith("neo4j"):
+            raise ValueError("routed Neo4j URLs (neo4j://) are not supported: a worker could read a lagging member")
+        self.store_url, self.processes, self.min_share, self.timeout = store_url, processes, min_share, timeout
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the processes and wait until each has opened its store (idempotent)."""
+        pool = self._ensure_pool()
+        # One task per process: a spawned pool starts all of its processes on the first submit,
+        # and each runs the initializer (opening its store) before its first task.
+        for future in [pool.submit(_ready) for _ in range(self.processes)]:
+            future.result(timeout=self.timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def restart(self) -> None:
+        """Drop the current processes (after a failure or a timeout); new ones start on the next use."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> SweepWorkers:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _ensure_pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_open_store, initargs=(self.store_url,),
+                )
+            return self._pool
+
+    # --- work --------------------------------------------------------------------------------
+    def submit_shares(
+        self, ids: Sequence[str], dirty: dict[str, DirtyMark], *, policy: DeadlinePolicy, now: datetime
+    ) -> tuple[list[str], list[SweepShare]]:
+        """Split ``ids`` into equal contiguous parts, hand all but the first to the workers.
+
+        Returns the part the caller evaluates itself and the workers' shares. Too few ids,
+        or a pool that cannot take work: everything stays with the caller.
+        """
+        parts = min(self.processes + 1, len(ids) // self.min_share)
+        if parts < 2:
+            return list(ids), []
+        size = -(-len(ids) // parts)
+        chunks = [list(ids[i:i + size]) for i in range(0, len(ids), size)]
+        try:
+            pool = self._ensure_pool()
+            shares = [
+                SweepShare(chunk, pool.submit(_evaluate_share, chunk, {i: dirty[i] for i in chunk if i in dirty},
+                                              policy, now), self.timeout)
+                for chunk in chunks[1:]
+            ]
+        except Exception:  # noqa: BLE001 - a broken pool: evaluate everything here, start afresh next time
+            log.exception("sweep workers unavailable: evaluating in-process")
+            self.restart()
+            return list(ids), []
+        return chunks[0], shares
+
+
+# --- inside a worker process ---------------------------------------------------------------------
+
+_worker: tuple[object, DeadlineRepository] | None = None
+
+
+def _open_store(store_url: str) -> None:
+    global _worker
+    from ..store import open_store
+    from .service import deadline_repository
+
+    store = open_store(store_url)
+    repo = deadline_repository(store)
+    if repo is None:
+        raise RuntimeError(f"no deadline repository for {store_url}")
+    _worker = (store, repo)
+
+
+def _ready() -> bool:
+    return _worker is not None
+
+
+def _evaluate_share(
+    ids: list[str], dirty: dict[str, DirtyMark], policy: DeadlinePolicy, now: datetime
+) -> tuple[dict[str, EvaluationWrite], dict[str, str], list[str], float]:
+    from .service import plan_evaluations
+
+    started = time.process_time()
+    store, repo = _worker
+    with collector_paused():
+        writes, errors, missing = plan_evaluations(store, repo, ids, policy=policy, now=now, dirty=dirty)
+    return writes, errors, missing, (time.process_time() - started) * 1000
