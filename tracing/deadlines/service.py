@@ -431,6 +431,15 @@ def _drop_orphans(
             writes[inv_id] = EvaluationWrite(investigation_id=inv_id, dirty_token=dirty[inv_id].changed_at)
 
 
+def _apply(repo: DeadlineRepository, writes: dict[str, EvaluationWrite], result: SweepResult) -> None:
+    """Apply planned writes (in investigation order) and add what they did to ``result``."""
+    ordered = [writes[i] for i in sorted(writes)]
+    result.changed += sum(bool(w.updates or w.new_milestones or w.alerts) for w in ordered)
+    alerts, refused = repo.apply_evaluations(ordered)
+    result.alerts.extend(alerts)
+    result.errors.update(refused)
+
+
 def _collect_share(
     store: GraphStore, repo: DeadlineRepository, workers: SweepWorkers, share, *, policy: DeadlinePolicy,
     now: datetime, dirty: dict[str, DirtyMark], result: SweepResult,
@@ -529,15 +538,14 @@ def _sweep(
                 continue
             if write.updates or write.alerts:
                 writes[inv_id] = write
+    # This process's writes first: applied while the workers finish their shares (each write is atomic
+    # on its own, so two batches store exactly what one would).
+    _apply(repo, writes, result)
     for share in shares:
         share_writes, share_errors, missing = _collect_share(store, repo, workers, share, policy=policy, now=now,
                                                              dirty=dirty, result=result)
-        writes.update(share_writes)
         result.errors.update(share_errors)
-        _drop_orphans(missing, dirty, writes, result.errors)
-    ordered = [writes[i] for i in sorted(writes)]
-    result.changed = sum(bool(w.updates or w.new_milestones or w.alerts) for w in ordered)
-    result.alerts, refused = repo.apply_evaluations(ordered)
-    result.errors.update(refused)
+        _drop_orphans(missing, dirty, share_writes, result.errors)
+        _apply(repo, share_writes, result)
     result.elapsed_ms = (time.perf_counter() - started) * 1000
     return result
