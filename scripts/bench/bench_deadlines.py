@@ -154,8 +154,18 @@ def main() -> None:
     parser.add_argument("--phases", action="store_true", help="Print CPU ms per sweep in each store verb and step")
     parser.add_argument("--workers", type=int, default=0, help="Worker processes sharing each sweep (default: none)")
     args = parser.parse_args()
+    scratch = None if args.db else tempfile.mkdtemp(prefix="tg-bench-")
+    path = args.db or os.path.join(scratch, "bench.db")
+    try:
+        run(args, path)
+    finally:
+        if scratch is not None:  # the copy of a 100k template is ~0.8 GB: never leave it behind
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, path: str) -> None:
+    """Build or reuse the database at ``path``, then time the ticks (see the module docstring)."""
     rng = random.Random(args.seed)
-    path = args.db or os.path.join(tempfile.mkdtemp(prefix="tg-bench-"), "bench.db")
     policy = DeadlinePolicy()
     if args.store:
         from tracing.store import open_store
