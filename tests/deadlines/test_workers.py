@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 from tracing.deadlines import sweep_deadlines
@@ -89,3 +92,18 @@ def test_workers_refuse_stores_they_cannot_share():
         SweepWorkers("sqlite://:memory:")
     with pytest.raises(ValueError, match="routed"):
         SweepWorkers("neo4j://db.example:7687")
+
+
+def test_ctrl_c_stops_the_sweeping_process_not_its_workers(backend, tmp_path):
+    # Ctrl-C in a terminal signals the whole process group; `tracegraph scheduler` then closes its
+    # workers itself. A worker that died of the signal would print a traceback and lose its share.
+    if backend.name != "sqlite":
+        pytest.skip("one backend is enough: the signal handling does not depend on the store")
+    story = backend.make(str(tmp_path / "sig.db"))
+    story.write(t(9), persons=EXTRA)
+    with SweepWorkers(backend.url(story), processes=1, min_share=1) as workers:
+        (pid,) = list(workers._ensure_pool()._processes)
+        os.kill(pid, signal.SIGINT)
+        result = sweep_deadlines(story.store, story.repo, policy=story.policy, now=t(11), workers=workers)
+        assert result.worker_cpu_ms > 0  # the same worker answered
+    _assert_all_evaluated(story, result)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -161,6 +162,9 @@ _worker: tuple[object, DeadlineRepository] | None = None
 
 def _open_store(store_url: str) -> None:
     global _worker
+    # Ctrl-C in a terminal reaches the whole process group: the sweeping process stops the
+    # workers itself (close()), so a worker must not die of it halfway, with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from ..store import open_store
     from .service import deadline_repository
 
