@@ -184,13 +184,17 @@ def rederive_affected(
         return []
     persons = store.get_persons(ids)
     affected = {pid for pid, person in persons.items() if person.is_case} | store.cases_deriving(ids)
+    before = store.contact_refs_for_cases(affected) if affected else {}
     for case_id in sorted(affected):
         try:
             trace_case(store, case_id, policy=policy, now=now, persist=True)
         except (CaseNotFound, NoInfectiousWindow):
             store.replace_derived(case_id, [], derived_at=now)
-    # Derived contacts feed the 2+4+24+8 clocks: their investigations must be re-evaluated.
-    after_graph_change(store, ids, case_ids=affected, now=now, policy=deadline_policy)
+    # Derived contacts feed the 2+4+24+8 clocks: the investigations of cases whose contacts (who, which
+    # class, in which order) changed must be re-evaluated whole; for the others, the persons' fields changed.
+    after = store.contact_refs_for_cases(affected) if affected else {}
+    changed = {case_id for case_id in affected if before.get(case_id) != after.get(case_id)}
+    after_graph_change(store, ids, case_ids=changed, rederived=affected, now=now, policy=deadline_policy)
     return sorted(affected)
 
 

@@ -20,6 +20,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from pydantic_core import from_json
+
 from graph_models import ContactClass, Place, Visit
 from graph_models.deadlines import (
     Alert,
@@ -54,6 +56,7 @@ __all__ = [
     "base_milestones",
     "case_window",
     "evaluate_facts",
+    "evaluate_field_changes",
     "missing_in",
     "person_checks",
     "natural_next_check",
@@ -432,12 +435,18 @@ def _on_scene(facts: Facts, now: datetime) -> _Outcome:
     return False, "no investigator arrival recorded", [(None, "investigation", ["investigator_arrival"])], None
 
 
-def _core(facts: Facts, policy: DeadlinePolicy, now: datetime, checks: PersonChecks) -> _Outcome:
+def _core(facts: Facts, policy: DeadlinePolicy, now: datetime, checks: PersonChecks, missing_of=None) -> _Outcome:
+    """``missing_of(person_id)``: a contact's missing core fields (default: checked on ``facts.persons``)."""
     contacts = [c for c in facts.contacts if c.contact_class in _CORE_CLASSES]
-    persons = facts.persons
+    if missing_of is None:
+        persons = facts.persons
+        return _contacts_outcome(
+            facts, contacts, policy=policy, now=now, what="close/secondary contacts", empty_ok=False,
+            check=lambda c: missing_in(persons.get(c.person_id), checks.core),
+        )
     return _contacts_outcome(
         facts, contacts, policy=policy, now=now, what="close/secondary contacts", empty_ok=False,
-        check=lambda c: missing_in(persons.get(c.person_id), checks.core),
+        check=lambda c: missing_of(c.person_id),
     )
 
 
@@ -445,10 +454,18 @@ def _core(facts: Facts, policy: DeadlinePolicy, now: datetime, checks: PersonChe
 _DAY_LABELS: dict[date, str] = {}
 
 
-def _full(facts: Facts, policy: DeadlinePolicy, now: datetime, checks: PersonChecks) -> _Outcome:
+def _full(
+    facts: Facts, policy: DeadlinePolicy, now: datetime, checks: PersonChecks, missing_of=None,
+    case_missing: list[str] | None = None,
+) -> _Outcome:
+    """``missing_of`` as in :func:`_core` (for general contacts); ``case_missing``: what the case lacks,
+    if already known (default: checked on ``facts.case`` and its visits)."""
     gaps: list = []
     case, case_id = facts.case, facts.investigation.case_id
-    if case is None:
+    if case_missing is not None:
+        if case_missing:
+            gaps.append((case_id, "case", case_missing))
+    elif case is None:
         gaps.append((case_id, "case", ["person_record"]))
     else:
         missing = [f"residence:{g}" for g in missing_in(case, checks.residence)]
@@ -475,7 +492,10 @@ def _full(facts: Facts, policy: DeadlinePolicy, now: datetime, checks: PersonChe
     general = [c for c in facts.contacts if c.contact_class is ContactClass.GENERAL]
     persons = facts.persons
     for contact in general:
-        missing = missing_in(persons.get(contact.person_id), checks.core)
+        if missing_of is None:
+            missing = missing_in(persons.get(contact.person_id), checks.core)
+        else:
+            missing = missing_of(contact.person_id)
         if missing:
             gaps.append((contact.person_id, "general", missing))
     if gaps:
@@ -645,6 +665,85 @@ def evaluate_facts(facts: Facts, *, policy: DeadlinePolicy, now: datetime) -> In
     return InvestigationEvaluation(
         investigation=inv, now=now, results=results, new_tracked=new_tracked,
         facts_change_at=_facts_change_at(facts, required, now),
+    )
+
+
+def evaluate_field_changes(
+    inv: Investigation, clocks: list[Clock], contacts: list[ContactRef], fresh: dict[str, list[str]], *,
+    dirty: DirtyMark, facts_change_at: int | None, policy: DeadlinePolicy, now: datetime,
+) -> InvestigationEvaluation | None:
+    """What :func:`evaluate_facts` gives when only recorded fields of some contacts changed. Pure.
+
+    ``inv``: an open case investigation whose dirty mark (``dirty``) names
+    persons, none of them its case; ``clocks``: its stored clocks;
+    ``contacts``: its case's derived contacts, unchanged since the clocks
+    were last evaluated (a change of who is whose contact, or of class,
+    marks the investigation for a whole evaluation instead); ``fresh``:
+    the named persons among ``contacts`` with the core fields each lacks
+    now; ``facts_change_at``: as stored, None or after ``now``.
+
+    Only the core-information clock (when a close or secondary contact is
+    named) and the all-information clock (a general contact) can move; each
+    is re-evaluated with the named contacts' fresh checks and every other
+    person's as its stored reason records them (a contact absent from the
+    reason's gaps was complete), by the same rules as :func:`evaluate_facts`.
+    The other clocks keep their stored state, which no time has moved
+    (the sweep takes this path only for investigations with no clock due).
+
+    Returns None when the stored clocks cannot stand in for the facts (a clock
+    never evaluated, one past its due time without its due-time snapshot,
+    one whose queue time has come, one that starts after ``now`` or was met
+    before it started (a case reported with a future time), a reason naming
+    a person who is no longer such a contact or saying none were derived):
+    evaluate those in full.
+    """
+    now_us = us(now)
+    kinds = set()
+    roles: dict[str, str] = {}
+    for contact in contacts:
+        role = "general" if contact.contact_class is ContactClass.GENERAL else contact.contact_class.value
+        roles[contact.person_id] = role
+        if contact.person_id in fresh:
+            kinds.add(MilestoneKind.FULL_INFO if role == "general" else MilestoneKind.CORE_INFO)
+    chosen = []
+    for c in clocks:
+        if (c.next_check_at is not None and c.next_check_at <= now_us) or c.started_at > now_us or (
+            c.met_at is not None and c.met_at < c.started_at
+        ):
+            return None  # due now, or evaluated before its clock started: its stored values may move
+        if not c.has_at_due and now_us >= c.due_at and c.state is not _MET and c.state is not _CANCELLED:
+            return None  # a whole evaluation stores its due-time snapshot now (see plan_write)
+        if c.person_id is None and c.kind in kinds:
+            if c.reason_json is None:
+                return None
+            chosen.append(c)
+    facts = Facts(investigation=inv, milestones=chosen, contacts=contacts, dirty=dirty, facts_change_at=facts_change_at)
+    change_time = us(dirty.changed_at)
+    checks = person_checks(policy)
+    results = []
+    for c in chosen:
+        known: dict[str, list[str]] = {}
+        case_missing: list[str] = []
+        for gap in from_json(c.reason_json)["gaps"]:
+            person_id, role = gap["person_id"], gap["role"]
+            if role == "case":
+                case_missing = gap["missing"]
+            elif person_id is None or roles.get(person_id) != role:
+                return None  # the stored reason is not about these contacts: the facts moved on
+            else:
+                known[person_id] = gap["missing"]
+
+        def missing_of(person_id: str, known=known) -> list[str]:
+            found = fresh.get(person_id)
+            return known.get(person_id, []) if found is None else found
+
+        if c.kind is MilestoneKind.CORE_INFO:
+            outcome = _core(facts, policy, now, checks, missing_of)
+        else:
+            outcome = _full(facts, policy, now, checks, missing_of, case_missing)
+        results.append(_finish(c, outcome, change_time=change_time, now=now_us))
+    return InvestigationEvaluation(
+        investigation=inv, now=now, results=results, new_tracked=[], facts_change_at=facts_change_at,
     )
 
 

@@ -37,7 +37,7 @@ reason, evaluated_at, at_due, next_check_at})``
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, LiteralString
 
@@ -224,7 +224,19 @@ UNWIND $ids AS iid
 MERGE (d:DeadlineDirty {investigation_id: iid})
 ON CREATE SET d.since = $at, d.changed_at = $at
 ON MATCH SET d.since = CASE WHEN d.since <= $at THEN d.since ELSE $at END,
-             d.changed_at = CASE WHEN d.changed_at >= $at THEN d.changed_at ELSE $at END
+             d.changed_at = CASE WHEN d.changed_at >= $at THEN d.changed_at ELSE $at END,
+             d.persons = null
+"""
+# A mark naming the persons whose fields changed: merged by union, unless the stored mark already
+# says anything may have changed (no ``persons``), which it keeps.
+_MARK_DIRTY_PERSONS: LiteralString = """
+UNWIND $rows AS row
+MERGE (d:DeadlineDirty {investigation_id: row.id})
+ON CREATE SET d.since = $at, d.changed_at = $at, d.persons = row.persons
+ON MATCH SET d.since = CASE WHEN d.since <= $at THEN d.since ELSE $at END,
+             d.changed_at = CASE WHEN d.changed_at >= $at THEN d.changed_at ELSE $at END,
+             d.persons = CASE WHEN d.persons IS NULL THEN null
+                              ELSE d.persons + [p IN row.persons WHERE NOT p IN d.persons] END
 """
 _MARK_DIRTY_ROWS: LiteralString = """
 UNWIND $rows AS row
@@ -236,18 +248,18 @@ ON MATCH SET d.since = CASE WHEN d.since <= row.at THEN d.since ELSE row.at END,
 _WATCHING_CASES: LiteralString = """
 UNWIND $ids AS pid
 MATCH (i:Investigation {case_key: pid}) WHERE i.status = 'open'
-RETURN i.id AS id
+RETURN i.id AS id, pid
 """
 _WATCHING_TRACKED: LiteralString = """
 UNWIND $ids AS pid
 MATCH (t:DeadlineTracked {person_id: pid})
 MATCH (i:Investigation {id: t.investigation_id}) WHERE i.status = 'open'
-RETURN DISTINCT i.id AS id
+RETURN DISTINCT i.id AS id, pid
 """
 # Both index-backed (ordered range scans on DeadlineDirty.since / Milestone.next_check_at).
 _DIRTY: LiteralString = """
 MATCH (d:DeadlineDirty) WHERE d.since IS NOT NULL
-RETURN d.investigation_id AS id, d.since AS since, d.changed_at AS changed_at
+RETURN d.investigation_id AS id, d.since AS since, d.changed_at AS changed_at, d.persons AS persons
 ORDER BY d.since LIMIT $limit
 """
 _TIMED: LiteralString = """
@@ -454,6 +466,18 @@ def _add_investigations_tx(tx: ManagedTransaction, rows: list[tuple[dict, list[d
 def _update_investigation_tx(tx: ManagedTransaction, params: dict, at: int) -> None:
     _run(tx, _UPDATE_INVESTIGATION, **params)
     _run(tx, _MARK_DIRTY, ids=[params["id"]], at=at)
+
+
+def _mark_dirty_tx(tx: ManagedTransaction, full: list[str], named: list[dict], at: int) -> None:
+    if full:
+        _run(tx, _MARK_DIRTY, ids=full, at=at)
+    if named:
+        _run(tx, _MARK_DIRTY_PERSONS, rows=named, at=at)
+
+
+def _dirty_mark(r) -> DirtyMark:
+    persons = r["persons"]
+    return DirtyMark(dt(r["since"]), dt(r["changed_at"]), None if persons is None else frozenset(persons))
 
 
 def _fact_tx(tx: ManagedTransaction, query: LiteralString, row: dict, dirty_ids: list[str], at: int) -> None:
@@ -727,7 +751,7 @@ class Neo4jDeadlineRepository:
         at = us(arrived_at)
         row = {"key": _key(person_id, site_id, at), "person_id": person_id, "site_id": site_id, "arrived_at": at}
         self._store.execute_write(_fact_tx, _MERGE_ISOLATION, row, sorted(watching), us(now or arrived_at))
-        return watching
+        return set(watching)
 
     def isolation_arrivals_of(self, person_ids: Iterable[str]) -> dict[str, IsolationArrival]:
         unique = _unique(person_ids)
@@ -759,19 +783,25 @@ class Neo4jDeadlineRepository:
             raise KeyError(f"{person_id!r} is not on assist request {request_id!r}")
 
     # --- work queues ----------------------------------------------------------------------------
-    def investigations_watching(self, person_ids: Iterable[str]) -> set[str]:
+    def investigations_watching(self, person_ids: Iterable[str]) -> dict[str, set[str]]:
         unique = _unique(person_ids)
         if not unique:
-            return set()
+            return {}
         cases, tracked = self._store.execute_read(
             _fetch_many, [(_WATCHING_CASES, {"ids": unique}), (_WATCHING_TRACKED, {"ids": unique})]
         )
-        return {r["id"] for r in cases} | {r["id"] for r in tracked}
+        found: dict[str, set[str]] = {}
+        for r in (*cases, *tracked):
+            found.setdefault(r["id"], set()).add(r["pid"])
+        return found
 
-    def mark_dirty(self, ids: Iterable[str], at: datetime) -> int:
+    def mark_dirty(self, ids: Iterable[str], at: datetime, *, persons: Mapping[str, Iterable[str]] | None = None) -> int:
         unique = sorted(set(ids))  # a stable order: concurrent markers lock in the same order
-        if unique:
-            self._write(_MARK_DIRTY, ids=unique, at=us(at))
+        persons = persons or {}
+        full = [i for i in unique if i not in persons]
+        named = [{"id": i, "persons": sorted(set(persons[i]))} for i in unique if i in persons]
+        if full or named:
+            self._store.execute_write(_mark_dirty_tx, full, named, us(at))
         return len(unique)
 
     def due_for_sweep(self, now: datetime, *, limit: int) -> tuple[dict[str, DirtyMark], set[str]]:
@@ -779,7 +809,7 @@ class Neo4jDeadlineRepository:
             _fetch_many, [(_DIRTY, {"limit": limit}), (_TIMED, {"now": us(now), "limit": limit})]
         )
         return (
-            {r["id"]: DirtyMark(dt(r["since"]), dt(r["changed_at"])) for r in dirty},
+            {r["id"]: _dirty_mark(r) for r in dirty},
             {r["id"] for r in timed},
         )
 
@@ -790,7 +820,7 @@ class Neo4jDeadlineRepository:
         return {r["id"]: r["at"] for r in self._read(_FACTS_CHANGE_TIMES, ids=unique)}
 
     def dirty_marks(self, *, limit: int) -> dict[str, DirtyMark]:
-        return {r["id"]: DirtyMark(dt(r["since"]), dt(r["changed_at"])) for r in self._read(_DIRTY, limit=limit)}
+        return {r["id"]: _dirty_mark(r) for r in self._read(_DIRTY, limit=limit)}
 
     def due_clocks(self, now: datetime, *, limit: int) -> list[Clock]:
         return [clock_from_row(r["row"]) for r in self._read(_DUE_CLOCKS, now=us(now), limit=limit)]

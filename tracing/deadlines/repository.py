@@ -10,7 +10,7 @@ nodes, the time index as a range index on ``Milestone.next_check_at``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -41,10 +41,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DirtyMark:
-    """An investigation some graph write may have changed: earliest and latest marking time."""
+    """An investigation some graph write may have changed: earliest and latest marking time.
+
+    ``persons``: when every write since the last sweep changed only recorded fields of
+    persons (name, phone, location, dates…; not who is whose contact, nor arrivals), those
+    persons; None when anything may have changed. The sweep re-checks only the named persons
+    of such a mark (:func:`~tracing.deadlines.service.plan_field_changes`).
+    """
 
     since: datetime
     changed_at: datetime
+    persons: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -187,10 +194,18 @@ class DeadlineRepository(Protocol):
     def resolve_assist_person(self, request_id: str, person_id: str, *, outcome: str, at: datetime) -> None: ...
 
     # --- work queues ----------------------------------------------------------------------
-    def investigations_watching(self, person_ids: Iterable[str]) -> set[str]:
-        """Open investigations whose case, tracked persons or pushed persons include any of ``person_ids``."""
+    def investigations_watching(self, person_ids: Iterable[str]) -> dict[str, set[str]]:
+        """Open investigations whose case, tracked persons or pushed persons include any of ``person_ids``,
+        each with those of ``person_ids`` it watches."""
 
-    def mark_dirty(self, ids: Iterable[str], at: datetime) -> int: ...
+    def mark_dirty(self, ids: Iterable[str], at: datetime, *, persons: Mapping[str, Iterable[str]] | None = None) -> int:
+        """Queue investigations ``ids`` for the sweep; returns how many.
+
+        An investigation in ``persons`` gets a mark naming those persons (only their recorded
+        fields changed); the others a mark that anything may have changed. Marks merge: the
+        earliest ``since``, the latest ``changed_at``, the union of named persons, and a mark
+        that anything changed wins over any naming persons.
+        """
 
     def due_for_sweep(self, now: datetime, *, limit: int) -> tuple[dict[str, DirtyMark], set[str]]:
         """Dirty investigations, and those with a milestone whose ``next_check_at`` ≤ ``now`` (by index)."""

@@ -37,6 +37,8 @@ from .engine import (
     case_window,
     crossing_is_time_only,
     evaluate_facts,
+    evaluate_field_changes,
+    missing_in,
     person_checks,
     plan_crossings,
     plan_write,
@@ -58,6 +60,7 @@ __all__ = [
     "declare_no_contacts",
     "evaluate",
     "load_facts",
+    "plan_field_changes",
     "mark_dirty_for_persons",
     "open_assist_request",
     "open_investigation",
@@ -229,22 +232,29 @@ def mark_dirty_for_persons(
 
     Affected: the investigations of those persons' cases, those tracking
     them (derived contacts seen before, pushed persons), and those of
-    ``case_ids`` (cases just re-derived, which may have new contacts).
+    ``case_ids`` (cases whose derived contacts changed). The marks of the
+    first two name the persons (only their recorded fields changed, as far
+    as those investigations are concerned); those of ``case_ids`` say that
+    anything may have changed.
     """
-    ids = set(person_ids)
-    case_ids = set(case_ids)
-    affected = repo.investigations_watching(ids | case_ids) if ids or case_ids else set()
-    repo.mark_dirty(affected, now)
+    ids, case_ids = set(person_ids), set(case_ids)
+    watching = repo.investigations_watching(ids) if ids else {}
+    rederived = set(repo.investigations_watching(case_ids)) if case_ids else set()
+    named = {inv_id: persons for inv_id, persons in watching.items() if inv_id not in rederived}
+    affected = rederived | set(named)
+    repo.mark_dirty(affected, now, persons=named)
     return affected
 
 
 def after_graph_change(
     store: GraphStore, person_ids: Iterable[str], *, case_ids: Iterable[str] = (), now: datetime,
-    policy: DeadlinePolicy | None = None,
+    policy: DeadlinePolicy | None = None, rederived: Iterable[str] = (),
 ) -> set[str]:
     """Hook for :func:`tracing.service.rederive_affected`: open investigations of newly reported
-    cases (``policy.auto_open``) and mark affected ones dirty. Never raises: deadline
-    bookkeeping must not fail a graph write (errors are logged).
+    cases (``policy.auto_open``) and mark affected ones dirty (see :func:`mark_dirty_for_persons`:
+    ``case_ids`` are the cases whose derived contacts changed; ``rederived``, the other cases
+    re-derived, are only candidates for opening). Never raises: deadline bookkeeping must not
+    fail a graph write (errors are logged).
     """
     try:
         repo = deadline_repository(store)
@@ -254,7 +264,7 @@ def after_graph_change(
         policy = policy or DeadlineSettings().policy
         ids, case_ids = set(person_ids), set(case_ids)
         if policy.auto_open:
-            candidates = ids | case_ids
+            candidates = ids | case_ids | set(rederived)
             known = repo.investigation_ids_for_cases(candidates)
             for person in store.get_persons(candidates - set(known)).values():
                 if person.is_case and getattr(person, policy.clock_start.value) is not None:
@@ -421,6 +431,76 @@ def plan_evaluations(
     return writes, errors, missing
 
 
+def plan_field_changes(
+    store: GraphStore, repo: DeadlineRepository, marks: dict[str, DirtyMark], *, policy: DeadlinePolicy,
+    now: datetime,
+) -> tuple[dict[str, EvaluationWrite], dict[str, str], list[str]]:
+    """Plan the writes of dirty investigations whose marks name persons (only their fields changed). Reads only.
+
+    The shortcut of :func:`plan_evaluations` for the most common change, an
+    investigator filling in a contact's details: instead of every fact of the
+    investigation, it reads its stored clocks, its case's contacts and the
+    named persons' fields, and re-checks those persons alone
+    (:func:`~.engine.evaluate_field_changes`, which gives what a whole
+    evaluation gives). A named person who is not one of the case's contacts
+    changes nothing (the write only clears the mark).
+
+    Returns the writes (by investigation id, one for each investigation handled),
+    per investigation that failed the error, and the ids the shortcut does not apply
+    to, to evaluate in full: assist requests, closed investigations, a mark naming
+    the case itself, a future-dated fact taking effect, or stored clocks that cannot
+    stand in for the facts.
+    """
+    ids = sorted(marks)
+    investigations = repo.get_investigations(ids)
+    changes = repo.facts_change_times(ids)
+    now_us = us(now)
+    eligible, rest = [], []
+    for inv_id in ids:
+        inv, change = investigations.get(inv_id), changes.get(inv_id)
+        if (
+            inv is not None and inv.kind is InvestigationKind.CASE and inv.status is InvestigationStatus.OPEN
+            and inv.case_id not in marks[inv_id].persons and (change is None or change > now_us)
+        ):
+            eligible.append(inv_id)
+        else:
+            rest.append(inv_id)
+    writes: dict[str, EvaluationWrite] = {}
+    errors: dict[str, str] = {}
+    if not eligible:
+        return writes, errors, rest
+    contacts = store.contact_refs_for_cases([investigations[i].case_id for i in eligible])
+    touched: dict[str, list[str]] = {}
+    for inv_id in eligible:
+        named = marks[inv_id].persons
+        touched[inv_id] = [c.person_id for c in contacts[investigations[inv_id].case_id] if c.person_id in named]
+    checks = person_checks(policy)
+    wanted = {pid for pids in touched.values() for pid in pids}
+    persons = store.person_fields(wanted, checks.fields) if wanted else {}
+    clocks = repo.clocks_of([i for i in eligible if touched[i]])
+    for inv_id in eligible:
+        inv, mark = investigations[inv_id], marks[inv_id]
+        if not touched[inv_id]:
+            writes[inv_id] = EvaluationWrite(investigation_id=inv_id, dirty_token=mark.changed_at)
+            continue
+        fresh = {pid: missing_in(persons.get(pid), checks.core) for pid in touched[inv_id]}
+        stored = clocks.get(inv_id, [])
+        try:
+            evaluation = evaluate_field_changes(
+                inv, stored, contacts[inv.case_id], fresh, dirty=mark, facts_change_at=changes.get(inv_id),
+                policy=policy, now=now,
+            )
+            if evaluation is None:
+                rest.append(inv_id)
+                continue
+            facts = Facts(investigation=inv, milestones=stored, dirty=mark, facts_change_at=changes.get(inv_id))
+            writes[inv_id] = plan_write(facts, evaluation)
+        except Exception as error:  # noqa: BLE001 - one bad investigation must not stop the sweep
+            log.exception("evaluating investigation %s failed", inv_id)
+            errors[inv_id] = f"{type(error).__name__}: {error}"
+    return writes, errors, sorted(rest)
+
+
 def _drop_orphans(
     missing: Sequence[str], dirty: dict[str, DirtyMark], writes: dict[str, EvaluationWrite], errors: dict[str, str]
 ) -> None:
@@ -502,7 +582,9 @@ def _sweep(
     changes = repo.facts_change_times(crossing) if crossing else {}
     now_us = us(now)
     time_only: dict[str, list[Clock]] = {}
-    full = set(dirty)
+    # Marks naming persons take the shortcut, unless a clock of theirs is due too (then all is evaluated).
+    named = {i: m for i, m in dirty.items() if m.persons is not None and i not in crossing}
+    full = set(dirty) - set(named)
     for inv_id, clocks in crossing.items():
         inv, change = investigations.get(inv_id), changes.get(inv_id)
         if (
@@ -513,17 +595,22 @@ def _sweep(
         else:
             full.add(inv_id)
     ids = sorted(full)
-    result = SweepResult(now=now, evaluated=len(ids) + len(time_only))
-    if not ids and not time_only:
+    result = SweepResult(now=now, evaluated=len(ids) + len(time_only) + len(named))
+    if not ids and not time_only and not named:
         result.elapsed_ms = (time.perf_counter() - started) * 1000
         return result
     writes: dict[str, EvaluationWrite] = {}
     shares: list = []
-    if ids:
-        own = ids
-        if workers is not None:
-            own, shares = workers.submit_shares(ids, dirty, policy=policy, now=now)
-        writes, result.errors, missing = plan_evaluations(store, repo, own, policy=policy, now=now, dirty=dirty)
+    own = ids
+    if ids and workers is not None:
+        own, shares = workers.submit_shares(ids, dirty, policy=policy, now=now)
+    if named:
+        writes, result.errors, rest = plan_field_changes(store, repo, named, policy=policy, now=now)
+        own = sorted([*own, *rest])
+    if own:
+        own_writes, own_errors, missing = plan_evaluations(store, repo, own, policy=policy, now=now, dirty=dirty)
+        writes.update(own_writes)
+        result.errors.update(own_errors)
         _drop_orphans(missing, dirty, writes, result.errors)
     if time_only:  # while the workers (if any) finish their shares
         reaching_due = [i for i, clocks in time_only.items() if any(c.due_at <= now_us and not c.has_at_due for c in clocks)]

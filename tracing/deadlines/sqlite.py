@@ -10,8 +10,10 @@ Work queues
 -----------
 ``dl_dirty``
     One row per investigation some write may have changed (``since`` =
-    earliest, ``changed_at`` = latest marking). Cleared by the sweep with
-    a token so a mark that raced the sweep survives.
+    earliest, ``changed_at`` = latest marking; ``persons``, a JSON array,
+    when only those persons' recorded fields changed, NULL when anything
+    may have). Cleared by the sweep with a token so a mark that raced the
+    sweep survives.
 ``dl_milestones.next_check_at``
     The next time-driven transition of an unmet milestone (at-risk time
     while pending, due time while at risk), under a partial index: the
@@ -20,8 +22,9 @@ Work queues
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 
 from graph_models.deadlines import (
@@ -87,7 +90,8 @@ CREATE INDEX IF NOT EXISTS dl_milestones_next ON dl_milestones(next_check_at) WH
 CREATE TABLE IF NOT EXISTS dl_dirty (
     investigation_id TEXT PRIMARY KEY NOT NULL,
     since INTEGER NOT NULL,
-    changed_at INTEGER NOT NULL
+    changed_at INTEGER NOT NULL,
+    persons TEXT
 );
 CREATE TABLE IF NOT EXISTS dl_tracked (
     investigation_id TEXT NOT NULL,
@@ -171,7 +175,19 @@ _DUE_CLOCKS = (
 _MARK_DIRTY = """
 INSERT INTO dl_dirty (investigation_id, since, changed_at) VALUES (?, ?, ?)
 ON CONFLICT(investigation_id) DO UPDATE SET since = min(since, excluded.since),
-    changed_at = max(changed_at, excluded.changed_at)
+    changed_at = max(changed_at, excluded.changed_at), persons = NULL
+"""
+# A mark naming the persons whose fields changed (a JSON array): merged by union, unless the stored
+# mark already says anything may have changed (NULL), which it keeps.
+_MARK_DIRTY_PERSONS = """
+INSERT INTO dl_dirty (investigation_id, since, changed_at, persons) VALUES (?, ?, ?, ?)
+ON CONFLICT(investigation_id) DO UPDATE SET since = min(since, excluded.since),
+    changed_at = max(changed_at, excluded.changed_at),
+    persons = CASE WHEN dl_dirty.persons IS NULL THEN NULL ELSE (
+        SELECT json_group_array(value) FROM (
+            SELECT value FROM json_each(dl_dirty.persons) UNION SELECT value FROM json_each(excluded.persons)
+        )
+    ) END
 """
 _SET_FACTS_CHANGE = "UPDATE dl_investigations SET facts_change_at = ? WHERE id = ?"
 _INSERT_ALERT = (
@@ -204,6 +220,8 @@ class SQLiteDeadlineRepository:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(dl_investigations)")}
             if "facts_change_at" not in columns:  # added after the first release: O(1) in SQLite
                 conn.execute("ALTER TABLE dl_investigations ADD COLUMN facts_change_at INTEGER")
+            if "persons" not in {row[1] for row in conn.execute("PRAGMA table_info(dl_dirty)")}:
+                conn.execute("ALTER TABLE dl_dirty ADD COLUMN persons TEXT")  # NULL: the older marks are full ones
 
     # --- helpers ------------------------------------------------------------------------
     def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
@@ -352,7 +370,7 @@ class SQLiteDeadlineRepository:
                 (person_id, site_id, _us(arrived_at)),
             )
             conn.executemany(_MARK_DIRTY, [(inv_id, stamp, stamp) for inv_id in watching])
-        return watching
+        return set(watching)
 
     def isolation_arrivals_of(self, person_ids: Iterable[str]) -> dict[str, IsolationArrival]:
         found: dict[str, IsolationArrival] = {}
@@ -391,39 +409,41 @@ class SQLiteDeadlineRepository:
             conn.execute(_MARK_DIRTY, (request_id, _us(at), _us(at)))
 
     # --- work queues ----------------------------------------------------------------------------
-    def investigations_watching(self, person_ids: Iterable[str]) -> set[str]:
+    def investigations_watching(self, person_ids: Iterable[str]) -> dict[str, set[str]]:
         ids = list(dict.fromkeys(person_ids))
-        found = {
-            inv_id
-            for (inv_id,) in self._in(
-                "SELECT id FROM dl_investigations WHERE kind = 'case' AND case_id IN ({marks}) AND status = 'open'", ids
-            )
-        }
-        found.update(
-            inv_id
-            for (inv_id,) in self._in(
-                "SELECT DISTINCT t.investigation_id FROM dl_tracked t JOIN dl_investigations i "
-                "ON i.id = t.investigation_id WHERE t.person_id IN ({marks}) AND i.status = 'open'",
-                ids,
-            )
-        )
+        found: dict[str, set[str]] = {}
+        for inv_id, person_id in self._in(
+            "SELECT id, case_id FROM dl_investigations WHERE kind = 'case' AND case_id IN ({marks}) AND status = 'open'",
+            ids,
+        ):
+            found.setdefault(inv_id, set()).add(person_id)
+        for inv_id, person_id in self._in(
+            "SELECT t.investigation_id, t.person_id FROM dl_tracked t JOIN dl_investigations i "
+            "ON i.id = t.investigation_id WHERE t.person_id IN ({marks}) AND i.status = 'open'",
+            ids,
+        ):
+            found.setdefault(inv_id, set()).add(person_id)
         return found
 
-    def mark_dirty(self, ids: Iterable[str], at: datetime) -> int:
+    def mark_dirty(self, ids: Iterable[str], at: datetime, *, persons: Mapping[str, Iterable[str]] | None = None) -> int:
         stamp = _us(at)
-        rows = [(inv_id, stamp, stamp) for inv_id in dict.fromkeys(ids)]
-        if rows:
+        persons = persons or {}
+        full, named = [], []
+        for inv_id in dict.fromkeys(ids):
+            if inv_id in persons:
+                named.append((inv_id, stamp, stamp, json.dumps(sorted(set(persons[inv_id])))))
+            else:
+                full.append((inv_id, stamp, stamp))
+        if full or named:
             with self._store.transaction() as conn:
-                conn.executemany(_MARK_DIRTY, rows)
-        return len(rows)
+                if full:
+                    conn.executemany(_MARK_DIRTY, full)
+                if named:
+                    conn.executemany(_MARK_DIRTY_PERSONS, named)
+        return len(full) + len(named)
 
     def due_for_sweep(self, now: datetime, *, limit: int) -> tuple[dict[str, DirtyMark], set[str]]:
-        dirty = {
-            inv_id: DirtyMark(_dt(since), _dt(changed))
-            for inv_id, since, changed in self._query(
-                "SELECT investigation_id, since, changed_at FROM dl_dirty ORDER BY since LIMIT ?", (limit,)
-            )
-        }
+        dirty = self.dirty_marks(limit=limit)
         timed = {
             inv_id
             for (inv_id,) in self._query(
@@ -442,9 +462,9 @@ class SQLiteDeadlineRepository:
 
     def dirty_marks(self, *, limit: int) -> dict[str, DirtyMark]:
         return {
-            inv_id: DirtyMark(_dt(since), _dt(changed))
-            for inv_id, since, changed in self._query(
-                "SELECT investigation_id, since, changed_at FROM dl_dirty ORDER BY since LIMIT ?", (limit,)
+            inv_id: DirtyMark(_dt(since), _dt(changed), None if persons is None else frozenset(json.loads(persons)))
+            for inv_id, since, changed, persons in self._query(
+                "SELECT investigation_id, since, changed_at, persons FROM dl_dirty ORDER BY since LIMIT ?", (limit,)
             )
         }
 
