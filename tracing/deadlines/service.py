@@ -60,6 +60,7 @@ __all__ = [
     "declare_no_contacts",
     "evaluate",
     "load_facts",
+    "plan_dirty",
     "plan_field_changes",
     "mark_dirty_for_persons",
     "open_assist_request",
@@ -501,6 +502,27 @@ def plan_field_changes(
     return writes, errors, sorted(rest)
 
 
+def plan_dirty(
+    store: GraphStore, repo: DeadlineRepository, ids: Sequence[str], *, policy: DeadlinePolicy, now: datetime,
+    dirty: dict[str, DirtyMark],
+) -> tuple[dict[str, EvaluationWrite], dict[str, str], list[str]]:
+    """:func:`plan_evaluations` of investigations ``ids``, through :func:`plan_field_changes` for those whose
+    marks name persons (the same writes, fewer reads). Reads only; returns as :func:`plan_evaluations`."""
+    named = {i: dirty[i] for i in ids if i in dirty and dirty[i].persons is not None}
+    writes: dict[str, EvaluationWrite] = {}
+    errors: dict[str, str] = {}
+    whole = [i for i in ids if i not in named]
+    if named:
+        writes, errors, rest = plan_field_changes(store, repo, named, policy=policy, now=now)
+        whole = sorted([*whole, *rest])
+    missing: list[str] = []
+    if whole:
+        more, more_errors, missing = plan_evaluations(store, repo, whole, policy=policy, now=now, dirty=dirty)
+        writes.update(more)
+        errors.update(more_errors)
+    return writes, errors, missing
+
+
 def _drop_orphans(
     missing: Sequence[str], dirty: dict[str, DirtyMark], writes: dict[str, EvaluationWrite], errors: dict[str, str]
 ) -> None:
@@ -535,7 +557,7 @@ def _collect_share(
     except Exception:  # noqa: BLE001 - a lost worker costs time, never results
         log.exception("a sweep worker failed: evaluating its %d investigations here", len(share.ids))
         workers.restart()
-        return plan_evaluations(store, repo, share.ids, policy=policy, now=now, dirty=dirty)
+        return plan_dirty(store, repo, share.ids, policy=policy, now=now, dirty=dirty)
 
 
 def sweep_deadlines(
@@ -582,9 +604,7 @@ def _sweep(
     changes = repo.facts_change_times(crossing) if crossing else {}
     now_us = us(now)
     time_only: dict[str, list[Clock]] = {}
-    # Marks naming persons take the shortcut, unless a clock of theirs is due too (then all is evaluated).
-    named = {i: m for i, m in dirty.items() if m.persons is not None and i not in crossing}
-    full = set(dirty) - set(named)
+    full = set(dirty)
     for inv_id, clocks in crossing.items():
         inv, change = investigations.get(inv_id), changes.get(inv_id)
         if (
@@ -595,22 +615,17 @@ def _sweep(
         else:
             full.add(inv_id)
     ids = sorted(full)
-    result = SweepResult(now=now, evaluated=len(ids) + len(time_only) + len(named))
-    if not ids and not time_only and not named:
+    result = SweepResult(now=now, evaluated=len(ids) + len(time_only))
+    if not ids and not time_only:
         result.elapsed_ms = (time.perf_counter() - started) * 1000
         return result
     writes: dict[str, EvaluationWrite] = {}
     shares: list = []
-    own = ids
-    if ids and workers is not None:
-        own, shares = workers.submit_shares(ids, dirty, policy=policy, now=now)
-    if named:
-        writes, result.errors, rest = plan_field_changes(store, repo, named, policy=policy, now=now)
-        own = sorted([*own, *rest])
-    if own:
-        own_writes, own_errors, missing = plan_evaluations(store, repo, own, policy=policy, now=now, dirty=dirty)
-        writes.update(own_writes)
-        result.errors.update(own_errors)
+    if ids:
+        own = ids
+        if workers is not None:
+            own, shares = workers.submit_shares(ids, dirty, policy=policy, now=now)
+        writes, result.errors, missing = plan_dirty(store, repo, own, policy=policy, now=now, dirty=dirty)
         _drop_orphans(missing, dirty, writes, result.errors)
     if time_only:  # while the workers (if any) finish their shares
         reaching_due = [i for i, clocks in time_only.items() if any(c.due_at <= now_us and not c.has_at_due for c in clocks)]

@@ -5,7 +5,7 @@ Python, ~0.1-0.2 ms each, and independent of every other investigation; one
 process holds the GIL for all of it. With :class:`SweepWorkers` the sweep
 (:func:`~.service.sweep_deadlines`) splits its dirty investigations: each
 worker process loads, evaluates and plans the writes of its share
-(:func:`~.service.plan_evaluations`, the same code) while the sweeping process
+(:func:`~.service.plan_dirty`, the same code) while the sweeping process
 does its own share; then the sweeping process applies every planned write in
 its one :meth:`~.repository.DeadlineRepository.apply_evaluations`. So the
 rules, the atomic per-investigation writes, the conflict checks (a write
@@ -63,7 +63,7 @@ class SweepShare:
     timeout: float
 
     def result(self) -> tuple[dict[str, EvaluationWrite], dict[str, str], list[str], float]:
-        """The worker's planned writes, errors, ids not found (:func:`~.service.plan_evaluations`) and
+        """The worker's planned writes, errors, ids not found (:func:`~.service.plan_dirty`) and
         CPU ms; raises if it failed or timed out."""
         return self.future.result(timeout=self.timeout)
 
@@ -182,10 +182,10 @@ def _ready() -> bool:
 def _evaluate_share(
     ids: list[str], dirty: dict[str, DirtyMark], policy: DeadlinePolicy, now: datetime
 ) -> tuple[dict[str, EvaluationWrite], dict[str, str], list[str], float]:
-    from .service import plan_evaluations
+    from .service import plan_dirty
 
     started = time.process_time()
     store, repo = _worker
     with collector_paused():
-        writes, errors, missing = plan_evaluations(store, repo, ids, policy=policy, now=now, dirty=dirty)
+        writes, errors, missing = plan_dirty(store, repo, ids, policy=policy, now=now, dirty=dirty)
     return writes, errors, missing, (time.process_time() - started) * 1000
