@@ -668,6 +668,9 @@ def evaluate_facts(facts: Facts, *, policy: DeadlinePolicy, now: datetime) -> In
     )
 
 
+_NO_GAPS = '"gaps":[]}'  # how reason_json ends a reason without gaps
+
+
 def evaluate_field_changes(
     inv: Investigation, clocks: list[Clock], contacts: list[ContactRef], fresh: dict[str, list[str]], *,
     dirty: DirtyMark, facts_change_at: int | None, policy: DeadlinePolicy, now: datetime,
@@ -724,7 +727,8 @@ def evaluate_field_changes(
     for c in chosen:
         known: dict[str, list[str]] = {}
         case_missing: list[str] = []
-        for gap in from_json(c.reason_json)["gaps"]:
+        gaps = [] if c.reason_json.endswith(_NO_GAPS) else from_json(c.reason_json)["gaps"]  # met: nobody lacks anything
+        for gap in gaps:
             person_id, role = gap["person_id"], gap["role"]
             if role == "case":
                 case_missing = gap["missing"]
