@@ -35,6 +35,8 @@ def checked_shortcut(monkeypatch):
             full = plan_write(facts[inv_id], evaluate_facts(facts[inv_id], policy=policy, now=now))
             assert _comparable(write) == _comparable(full), (inv_id, now, marks[inv_id])
             assert write.dirty_token == full.dirty_token == marks[inv_id].changed_at
+            # The whole evaluation keeps the stored digest: the shortcut ran on the contacts it was made from.
+            assert write.contacts_digest is None and full.contacts_digest is None
             calls.append((inv_id, now, bool(write.updates)))
         checked.rest.extend(rest)
         return writes, errors, rest
@@ -206,3 +208,135 @@ def test_marks_naming_the_case_or_with_a_due_clock_are_evaluated_whole(make_stor
     story.clock.now = t(12, 40)
     story.sweep()
     assert checked_shortcut.calls == [] and story.repo.dirty_marks(limit=10) == {}
+
+
+# --- where the stored reasons cannot stand in for the facts (found in review) ----------------------
+
+
+def _contacts(story):
+    return [c.person_id for c in story.store.contact_refs_for_cases(["P0"])["P0"]]
+
+
+def test_a_former_contact_named_when_a_clock_is_due(make_story, checked_shortcut):
+    story = make_story()
+    story.run(t(11, 15))
+    story.update_person(t(11, 20), "C1", isolated_at=t(12, day=19))  # isolated before meeting S1
+    assert "S1" not in _contacts(story) and _marks(story.repo) == {INV: None}
+    story.clock.now = t(11, 30)
+    story.sweep()
+    # S1 is still tracked, so its change names it; nobody named is a contact, yet the 4 h clock's
+    # at-risk time (12:30) has come: the check that hands it to the whole evaluation must still run.
+    story.update_person(t(12, 30), "S1", address="3 Chaoyang Rd")
+    assert _marks(story.repo) == {INV: frozenset({"S1"})}
+    story.clock.now = t(12, 30)
+    [alert] = story.sweep().alerts
+    assert (alert.milestone_id, alert.state) == (f"{INV}:core_info", MilestoneState.AT_RISK)
+
+
+def test_a_sweep_between_a_rederivation_and_its_mark(make_story, checked_shortcut, monkeypatch):
+    import tracing.service as tracing_service
+
+    story = make_story()
+    story.run(t(12, 15))
+    story.update_person(t(12, 20), "S1", address="3 Chaoyang Rd")
+    original = tracing_service.after_graph_change
+
+    def sweep_first(*args, **kwargs):  # a concurrent sweep after replace_derived, before the whole mark
+        story.clock.now = t(12, 22)
+        story.sweep()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tracing_service, "after_graph_change", sweep_first)
+    story.write(t(12, 22), persons=[Person(id="N", name="New", address="9 Rd")], events=[
+        ContactEvent(id="eN", a="P0", b="N", start=t(10, day=19), end=t(11, day=19), kind="household"),
+    ])
+    assert checked_shortcut.rest[-1] == INV  # the contacts differ from the stored digest's: evaluated whole
+    core = {m.kind.value: m for m in story.repo.milestones_of([INV])[INV]}["core_info"]
+    assert core.state is not MilestoneState.MET and "N" in {g.person_id for g in core.reason.gaps}
+
+
+def test_contacts_persisted_by_a_trace_without_a_mark(make_story, checked_shortcut):
+    from graph_models import TracingPolicy
+    from tracing.service import rederive_affected, trace_case
+    from tracing.store.port import GraphBatch
+
+    longer = TracingPolicy(look_back=timedelta(days=4))
+    story = make_story()
+    story.run(t(12, 15))
+    story.write(t(12, 16), persons=[Person(id="N", name="New", address="9 Rd")], events=[
+        ContactEvent(id="eN", a="P0", b="N", start=t(10, day=15), end=t(11, day=15), kind="household"),
+    ])  # outside the story's 2-day look-back: not a contact yet
+    story.clock.now = t(12, 20)
+    story.sweep()
+    trace_case(story.store, "P0", policy=longer, now=t(12, 25))  # persists N as a contact, marks nothing
+    assert "N" in _contacts(story) and _marks(story.repo) == {}
+    s1 = story.store.get_persons(["S1"])["S1"].model_copy(update={"address": "3 Chaoyang Rd"})
+    story.store.apply(GraphBatch(persons=[s1]))
+    rederive_affected(story.store, ["S1"], policy=longer, deadline_policy=story.policy, now=t(12, 26))
+    assert _marks(story.repo) == {INV: frozenset({"S1"})}
+    story.clock.now = t(12, 27)
+    checked_shortcut.rest.clear()
+    story.sweep()
+    assert checked_shortcut.rest == [INV]
+    core = {m.kind.value: m for m in story.repo.milestones_of([INV])[INV]}["core_info"]
+    assert "N" in {g.person_id for g in core.reason.gaps}
+    assert "N" in story.repo.tracked_brief_of([INV])[INV]  # tracked from now on: its own changes mark INV
+
+
+def test_a_policy_change_between_sweeps(make_story, checked_shortcut):
+    story = make_story()
+    story.run(t(11, 15))
+    story.update_person(t(11, 20), "C2", phone="13800000002")
+    new = story.policy.model_copy(update={"core_fields": (("name",), ("id_number", "phone"))})
+    checked_shortcut.rest.clear()
+    sweep_deadlines(story.store, story.repo, policy=new, now=t(11, 25))
+    assert checked_shortcut.rest == [INV]  # other rules than the stored reasons': evaluated whole
+    core = {m.kind.value: m for m in story.repo.milestones_of([INV])[INV]}["core_info"]
+    assert core.state is MilestoneState.MET  # S1 lacks only an address, no longer required
+
+
+def test_a_mark_merged_after_the_sweep_read_it_survives_even_with_an_older_clock(make_story):
+    from tracing.deadlines.service import evaluate
+
+    story = make_story()
+    story.run(t(11, 15))
+    story.update_person(t(11, 20), "C1", name="Close One Again")
+    repo = story.repo
+    original = repo.dirty_marks
+
+    def read_then_race(*, limit):
+        marks = original(limit=limit)
+        repo.dirty_marks = original
+        story.update_person(t(11, 19), "C2", phone="13800000002")  # a slower request, begun at 11:19
+        return marks
+
+    repo.dirty_marks = read_then_race
+    story.clock.now = t(11, 25)
+    story.sweep()
+    assert _marks(repo) == {INV: frozenset({"C1", "C2"})}  # not cleared: C2 was not re-checked yet
+    story.clock.now = t(11, 30)
+    story.sweep()
+    assert repo.dirty_marks(limit=10) == {}
+    whole = evaluate(story.store, repo, INV, policy=story.policy, now=t(11, 30))
+    stored = {m.id: m for m in repo.milestones_of([INV])[INV]}
+    assert whole.by_id(f"{INV}:core_info").reason == stored[f"{INV}:core_info"].reason
+
+
+def test_one_unreadable_investigation_does_not_stop_the_others(make_story):
+    story = make_story()
+    story.write(t(9), persons=[Person(id="Q0", name="q", status="confirmed", onset_at=t(8, day=18),
+                                      reported_at=t(9), isolated_at=t(9)), Person(id="QC", name="qc")],
+                events=[ContactEvent(id="eq", a="Q0", b="QC", start=t(10, day=19), end=t(11, day=19),
+                                     kind="household")])
+    story.run(t(11, 15))
+    story.update_person(t(11, 20), "QC", phone="1")
+    story.update_person(t(11, 20), "C2", phone="13800000002")
+    assert _marks(story.repo) == {"inv:Q0": frozenset({"QC"}), INV: frozenset({"C2"})}
+    if isinstance(story.store, SQLiteStore):
+        with story.store.transaction() as conn:
+            conn.execute("UPDATE dl_milestones SET state = 'bogus' WHERE id = 'inv:Q0:on_scene'")
+    else:
+        story.store.execute_write(lambda tx: tx.run(
+            "MATCH (m:Milestone {id: 'inv:Q0:on_scene'}) SET m.state = 'bogus'").consume())
+    result = sweep_deadlines(story.store, story.repo, policy=story.policy, now=t(11, 25))
+    assert set(result.errors) == {"inv:Q0"} and _marks(story.repo) == {"inv:Q0": frozenset({"QC"})}

@@ -16,6 +16,7 @@ pydantic models are built only for output (alerts, :attr:`InvestigationEvaluatio
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -55,6 +56,7 @@ __all__ = [
     "InvestigationEvaluation",
     "base_milestones",
     "case_window",
+    "contacts_digest",
     "evaluate_facts",
     "evaluate_field_changes",
     "missing_in",
@@ -100,6 +102,7 @@ class Facts:
     dirty: DirtyMark | None = None
     request: AssistRequest | None = None
     facts_change_at: int | None = None  # as stored by the previous evaluation
+    contacts_digest: str | None = None  # as stored by the previous evaluation
 
 
 @dataclass(slots=True)
@@ -136,6 +139,7 @@ class InvestigationEvaluation:
     results: list[ClockResult]
     new_tracked: list[TrackedPerson]
     facts_change_at: int | None = None
+    contacts_digest: str | None = None  # of the contacts evaluated (open case investigations), see contacts_digest()
     _milestones: list[Milestone] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -662,13 +666,37 @@ def evaluate_facts(facts: Facts, *, policy: DeadlinePolicy, now: datetime) -> In
             result = ClockResult(m, _CANCELLED, None, "no longer required to be centrally isolated", [])
         result.new = pid in fresh_ids
         results.append(result)
+    digest = None
+    if inv.kind is InvestigationKind.CASE and inv.status is InvestigationStatus.OPEN:
+        digest = contacts_digest(facts.contacts, policy)
     return InvestigationEvaluation(
         investigation=inv, now=now, results=results, new_tracked=new_tracked,
-        facts_change_at=_facts_change_at(facts, required, now),
+        facts_change_at=_facts_change_at(facts, required, now), contacts_digest=digest,
     )
 
 
 _NO_GAPS = '"gaps":[]}'  # how reason_json ends a reason without gaps
+
+
+def contacts_digest(contacts: list[ContactRef], policy: DeadlinePolicy) -> str:
+    """A fingerprint of a case's contact list (who, which class, in which order) and of the rules the
+    core and all-information checks apply.
+
+    Each evaluation stores it; :func:`evaluate_field_changes` may take the stored reasons for the
+    facts only where the contacts and rules are still those they were made from.
+    """
+    digest = hashlib.blake2b(_rules_key(
+        policy.core_fields, policy.residence_fields, policy.family_fields, policy.workplace_attribute,
+        tuple(sorted(policy.workplace_place_kinds)), policy.trajectory_look_back, policy.day_offset,
+        policy.empty_contacts_meet,
+    ), digest_size=8)
+    digest.update("\x1f".join(f"{c.person_id}\x1e{c.contact_class.value}" for c in contacts).encode())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _rules_key(*rules) -> bytes:
+    return repr(rules).encode()
 
 
 def evaluate_field_changes(
@@ -817,6 +845,8 @@ def plan_write(facts: Facts, evaluation: InvestigationEvaluation) -> EvaluationW
     facts_change_at = evaluation.facts_change_at
     if facts_change_at != facts.facts_change_at:
         write.facts_change_at, write.store_facts_change = facts_change_at, True
+    if evaluation.contacts_digest is not None and evaluation.contacts_digest != facts.contacts_digest:
+        write.contacts_digest = evaluation.contacts_digest
     known_persons = None
     for r in evaluation.results:
         c, state = r.clock, r.state

@@ -134,6 +134,16 @@ UNWIND $rows AS row
 MATCH (i:Investigation {id: row.id})
 SET i.facts_change_at = row.at
 """
+_CONTACT_DIGESTS: LiteralString = """
+UNWIND $ids AS iid
+MATCH (i:Investigation {id: iid}) WHERE i.contacts_digest IS NOT NULL
+RETURN i.id AS id, i.contacts_digest AS digest
+"""
+_SET_DIGEST: LiteralString = """
+UNWIND $rows AS row
+MATCH (i:Investigation {id: row.id})
+SET i.contacts_digest = row.digest
+"""
 _UPDATE_INVESTIGATION: LiteralString = """
 MATCH (i:Investigation {id: $id})
 SET i.region = $region, i.team = $team, i.status = $status, i.closed_at = $closed_at,
@@ -224,7 +234,7 @@ UNWIND $ids AS iid
 MERGE (d:DeadlineDirty {investigation_id: iid})
 ON CREATE SET d.since = $at, d.changed_at = $at
 ON MATCH SET d.since = CASE WHEN d.since <= $at THEN d.since ELSE $at END,
-             d.changed_at = CASE WHEN d.changed_at >= $at THEN d.changed_at ELSE $at END,
+             d.changed_at = CASE WHEN d.changed_at >= $at THEN d.changed_at + 1 ELSE $at END,
              d.persons = null
 """
 # A mark naming the persons whose fields changed: merged by union, unless the stored mark already
@@ -234,7 +244,7 @@ UNWIND $rows AS row
 MERGE (d:DeadlineDirty {investigation_id: row.id})
 ON CREATE SET d.since = $at, d.changed_at = $at, d.persons = row.persons
 ON MATCH SET d.since = CASE WHEN d.since <= $at THEN d.since ELSE $at END,
-             d.changed_at = CASE WHEN d.changed_at >= $at THEN d.changed_at ELSE $at END,
+             d.changed_at = CASE WHEN d.changed_at >= $at THEN d.changed_at + 1 ELSE $at END,
              d.persons = CASE WHEN d.persons IS NULL THEN null
                               ELSE d.persons + [p IN row.persons WHERE NOT p IN d.persons] END
 """
@@ -243,7 +253,8 @@ UNWIND $rows AS row
 MERGE (d:DeadlineDirty {investigation_id: row.id})
 ON CREATE SET d.since = row.at, d.changed_at = row.at
 ON MATCH SET d.since = CASE WHEN d.since <= row.at THEN d.since ELSE row.at END,
-             d.changed_at = CASE WHEN d.changed_at >= row.at THEN d.changed_at ELSE row.at END
+             d.changed_at = CASE WHEN d.changed_at >= row.at THEN d.changed_at + 1 ELSE row.at END,
+             d.persons = null
 """
 _WATCHING_CASES: LiteralString = """
 UNWIND $ids AS pid
@@ -532,6 +543,9 @@ def _apply_tx(tx: ManagedTransaction, plans: list[dict]) -> tuple[list[tuple[str
     changes = [p["facts_change"] for p in accepted if p["facts_change"] is not None]
     if changes:
         _run(tx, _SET_FACTS_CHANGE, rows=changes)
+    digests = [{"id": p["investigation_id"], "digest": p["digest"]} for p in accepted if p["digest"] is not None]
+    if digests:
+        _run(tx, _SET_DIGEST, rows=digests)
     tracked = [t for p in accepted for t in p["tracked"]]
     if tracked:
         _run(tx, _UPSERT_TRACKED, rows=tracked)
@@ -585,6 +599,7 @@ def _plan(write: EvaluationWrite) -> dict[str, Any]:
         "facts_change": (
             {"id": write.investigation_id, "at": write.facts_change_at} if write.store_facts_change else None
         ),
+        "digest": write.contacts_digest,
     }
 
 
@@ -818,6 +833,12 @@ class Neo4jDeadlineRepository:
         if not unique:
             return {}
         return {r["id"]: r["at"] for r in self._read(_FACTS_CHANGE_TIMES, ids=unique)}
+
+    def contact_digests(self, ids: Iterable[str]) -> dict[str, str]:
+        unique = _unique(ids)
+        if not unique:
+            return {}
+        return {r["id"]: r["digest"] for r in self._read(_CONTACT_DIGESTS, ids=unique)}
 
     def dirty_marks(self, *, limit: int) -> dict[str, DirtyMark]:
         return {r["id"]: _dirty_mark(r) for r in self._read(_DIRTY, limit=limit)}

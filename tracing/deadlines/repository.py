@@ -127,6 +127,8 @@ class EvaluationWrite:
     #: New earliest time (µs) a future-dated fact of the investigation takes effect, stored when ``store_facts_change``.
     facts_change_at: int | None = None
     store_facts_change: bool = False
+    #: New fingerprint of the contact list (and rules) the stored reasons were made from; None keeps the stored one.
+    contacts_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,9 @@ class DeadlineRepository(Protocol):
         An investigation in ``persons`` gets a mark naming those persons (only their recorded
         fields changed); the others a mark that anything may have changed. Marks merge: the
         earliest ``since``, the latest ``changed_at``, the union of named persons, and a mark
-        that anything changed wins over any naming persons.
+        that anything changed wins over any naming persons. Each merge moves ``changed_at`` on by at
+        least 1 µs (``max(stored + 1 µs, at)``): the sweep clears a mark only if ``changed_at`` is still
+        the one it read, so a mark made after that read survives even when its writer's clock was behind.
         """
 
     def due_for_sweep(self, now: datetime, *, limit: int) -> tuple[dict[str, DirtyMark], set[str]]:
@@ -212,6 +216,9 @@ class DeadlineRepository(Protocol):
 
     def facts_change_times(self, ids: Iterable[str]) -> dict[str, int]:
         """Per investigation, the stored earliest time a future-dated fact takes effect (absent: none)."""
+
+    def contact_digests(self, ids: Iterable[str]) -> dict[str, str]:
+        """Per investigation, the stored :attr:`EvaluationWrite.contacts_digest` (absent: none stored yet)."""
 
     def dirty_marks(self, *, limit: int) -> dict[str, DirtyMark]:
         """The dirty queue (by index on ``since``, earliest first, at most ``limit``)."""

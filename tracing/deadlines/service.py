@@ -37,6 +37,7 @@ from .engine import (
     case_window,
     crossing_is_time_only,
     evaluate_facts,
+    contacts_digest,
     evaluate_field_changes,
     missing_in,
     person_checks,
@@ -286,6 +287,7 @@ def _load_batch(
     investigations = repo.get_investigations(ids)
     clocks = repo.clocks_of(ids)
     changes = repo.facts_change_times(ids)
+    digests = repo.contact_digests(ids)
     tracked = repo.tracked_brief_of(ids)
     case_ids = [i for i, inv in investigations.items() if inv.kind is InvestigationKind.CASE]
     arrivals = repo.arrivals_of(case_ids) if case_ids else {}
@@ -302,7 +304,7 @@ def _load_batch(
         f = facts[inv_id] = Facts(
             investigation=inv, milestones=clocks.get(inv_id, []), arrivals=arrivals.get(inv_id, no_contacts),
             tracked=tracked.get(inv_id, {}), dirty=dirty.get(inv_id), request=requests.get(inv_id),
-            facts_change_at=changes.get(inv_id),
+            facts_change_at=changes.get(inv_id), contacts_digest=digests.get(inv_id),
         )
         if inv.status is InvestigationStatus.CLOSED:
             continue
@@ -426,7 +428,7 @@ def plan_evaluations(
             continue
         if (
             write.updates or write.new_milestones or write.new_tracked or write.alerts or write.dirty_token
-            or write.store_facts_change
+            or write.store_facts_change or write.contacts_digest
         ):
             writes[inv_id] = write
     return writes, errors, missing
@@ -444,7 +446,12 @@ def plan_field_changes(
     named persons' fields, and re-checks those persons alone
     (:func:`~.engine.evaluate_field_changes`, which gives what a whole
     evaluation gives). A named person who is not one of the case's contacts
-    changes nothing (the write only clears the mark).
+    changes no check. The stored reasons stand in for everyone else only if
+    they were made from the same contact list under the same rules: the
+    digest each evaluation stores (:func:`~.engine.contacts_digest`) must
+    match the case's contacts now; if not (contacts persisted by a trace
+    without a whole mark, a sweep between a re-derivation and its mark, a
+    policy change) the investigation is evaluated whole.
 
     Returns the writes (by investigation id, one for each investigation handled),
     per investigation that failed the error, and the ids the shortcut does not apply
@@ -470,31 +477,38 @@ def plan_field_changes(
     errors: dict[str, str] = {}
     if not eligible:
         return writes, errors, rest
-    contacts = store.contact_refs_for_cases([investigations[i].case_id for i in eligible])
-    touched: dict[str, list[str]] = {}
-    for inv_id in eligible:
-        named = marks[inv_id].persons
-        touched[inv_id] = [c.person_id for c in contacts[investigations[inv_id].case_id] if c.person_id in named]
     checks = person_checks(policy)
-    wanted = {pid for pids in touched.values() for pid in pids}
-    persons = store.person_fields(wanted, checks.fields) if wanted else {}
-    clocks = repo.clocks_of([i for i in eligible if touched[i]])
+    try:
+        contacts = store.contact_refs_for_cases([investigations[i].case_id for i in eligible])
+        digests = repo.contact_digests(eligible)
+        touched: dict[str, list[str]] = {}
+        for inv_id in eligible:
+            named = marks[inv_id].persons
+            touched[inv_id] = [c.person_id for c in contacts[investigations[inv_id].case_id] if c.person_id in named]
+        wanted = {pid for pids in touched.values() for pid in pids}
+        persons = store.person_fields(wanted, checks.fields) if wanted else {}
+        clocks = repo.clocks_of(eligible)
+    except Exception:  # noqa: BLE001 - the whole evaluation isolates what cannot be read, one by one
+        log.exception("the sweep's shortcut could not read its batch: evaluating it whole")
+        return writes, errors, ids
     for inv_id in eligible:
         inv, mark = investigations[inv_id], marks[inv_id]
-        if not touched[inv_id]:
-            writes[inv_id] = EvaluationWrite(investigation_id=inv_id, dirty_token=mark.changed_at)
+        case_contacts = contacts[inv.case_id]
+        if digests.get(inv_id) != contacts_digest(case_contacts, policy):
+            rest.append(inv_id)  # not the contacts (or the rules) the stored reasons were made with
             continue
         fresh = {pid: missing_in(persons.get(pid), checks.core) for pid in touched[inv_id]}
         stored = clocks.get(inv_id, [])
         try:
             evaluation = evaluate_field_changes(
-                inv, stored, contacts[inv.case_id], fresh, dirty=mark, facts_change_at=changes.get(inv_id),
+                inv, stored, case_contacts, fresh, dirty=mark, facts_change_at=changes.get(inv_id),
                 policy=policy, now=now,
             )
             if evaluation is None:
                 rest.append(inv_id)
                 continue
-            facts = Facts(investigation=inv, milestones=stored, dirty=mark, facts_change_at=changes.get(inv_id))
+            facts = Facts(investigation=inv, milestones=stored, dirty=mark, facts_change_at=changes.get(inv_id),
+                          contacts_digest=digests.get(inv_id))
             writes[inv_id] = plan_write(facts, evaluation)
         except Exception as error:  # noqa: BLE001 - one bad investigation must not stop the sweep
             log.exception("evaluating investigation %s failed", inv_id)

@@ -10,7 +10,9 @@ Work queues
 -----------
 ``dl_dirty``
     One row per investigation some write may have changed (``since`` =
-    earliest, ``changed_at`` = latest marking; ``persons``, a JSON array,
+    earliest, ``changed_at`` = latest marking, and at least 1 µs later at
+    each marking, so that a mark made after the sweep read it, even with an
+    older clock, survives the sweep's clear; ``persons``, a JSON array,
     when only those persons' recorded fields changed, NULL when anything
     may have). Cleared by the sweep with a token so a mark that raced the
     sweep survives.
@@ -175,14 +177,14 @@ _DUE_CLOCKS = (
 _MARK_DIRTY = """
 INSERT INTO dl_dirty (investigation_id, since, changed_at) VALUES (?, ?, ?)
 ON CONFLICT(investigation_id) DO UPDATE SET since = min(since, excluded.since),
-    changed_at = max(changed_at, excluded.changed_at), persons = NULL
+    changed_at = max(changed_at + 1, excluded.changed_at), persons = NULL
 """
 # A mark naming the persons whose fields changed (a JSON array): merged by union, unless the stored
 # mark already says anything may have changed (NULL), which it keeps.
 _MARK_DIRTY_PERSONS = """
 INSERT INTO dl_dirty (investigation_id, since, changed_at, persons) VALUES (?, ?, ?, ?)
 ON CONFLICT(investigation_id) DO UPDATE SET since = min(since, excluded.since),
-    changed_at = max(changed_at, excluded.changed_at),
+    changed_at = max(changed_at + 1, excluded.changed_at),
     persons = CASE WHEN dl_dirty.persons IS NULL THEN NULL ELSE (
         SELECT json_group_array(value) FROM (
             SELECT value FROM json_each(dl_dirty.persons) UNION SELECT value FROM json_each(excluded.persons)
@@ -190,6 +192,7 @@ ON CONFLICT(investigation_id) DO UPDATE SET since = min(since, excluded.since),
     ) END
 """
 _SET_FACTS_CHANGE = "UPDATE dl_investigations SET facts_change_at = ? WHERE id = ?"
+_SET_DIGEST = "UPDATE dl_investigations SET contacts_digest = ? WHERE id = ?"
 _INSERT_ALERT = (
     "INSERT OR IGNORE INTO dl_alerts (key, investigation_id, milestone_id, state, detected_at, doc) "
     "VALUES (?, ?, ?, ?, ?, ?)"
@@ -220,6 +223,8 @@ class SQLiteDeadlineRepository:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(dl_investigations)")}
             if "facts_change_at" not in columns:  # added after the first release: O(1) in SQLite
                 conn.execute("ALTER TABLE dl_investigations ADD COLUMN facts_change_at INTEGER")
+            if "contacts_digest" not in columns:  # NULL: the next named mark is evaluated whole, which stores it
+                conn.execute("ALTER TABLE dl_investigations ADD COLUMN contacts_digest TEXT")
             if "persons" not in {row[1] for row in conn.execute("PRAGMA table_info(dl_dirty)")}:
                 conn.execute("ALTER TABLE dl_dirty ADD COLUMN persons TEXT")  # NULL: the older marks are full ones
 
@@ -460,6 +465,10 @@ class SQLiteDeadlineRepository:
         )
         return dict(self._in(sql, ids))
 
+    def contact_digests(self, ids: Iterable[str]) -> dict[str, str]:
+        sql = "SELECT id, contacts_digest FROM dl_investigations WHERE id IN ({marks}) AND contacts_digest IS NOT NULL"
+        return dict(self._in(sql, ids))
+
     def dirty_marks(self, *, limit: int) -> dict[str, DirtyMark]:
         return {
             inv_id: DirtyMark(_dt(since), _dt(changed), None if persons is None else frozenset(json.loads(persons)))
@@ -519,6 +528,7 @@ class SQLiteDeadlineRepository:
     def _apply_batch(self, conn: sqlite3.Connection, writes: Sequence[EvaluationWrite]) -> list[Alert]:
         """Every (conflict-checked) write, statement kind by statement kind; the alerts actually inserted."""
         moved, reasons, new_milestones, facts_changes, tracked, alerts, tokens = [], [], [], [], [], [], []
+        digests = []
         for w in writes:
             for u in w.updates:
                 if _reason_only(u):
@@ -533,6 +543,8 @@ class SQLiteDeadlineRepository:
             )
             if w.store_facts_change:
                 facts_changes.append((w.facts_change_at, w.investigation_id))
+            if w.contacts_digest is not None:
+                digests.append((w.contacts_digest, w.investigation_id))
             tracked.extend((t.investigation_id, t.person_id, t.role, _us(t.first_seen_at)) for t in w.new_tracked)
             alerts.extend(w.alerts)
             if w.dirty_token is not None:
@@ -546,6 +558,8 @@ class SQLiteDeadlineRepository:
             conn.executemany(_INSERT_MS, new_milestones)
         if facts_changes:
             conn.executemany(_SET_FACTS_CHANGE, facts_changes)
+        if digests:
+            conn.executemany(_SET_DIGEST, digests)
         if tracked:
             conn.executemany(_INSERT_TRACKED, tracked)
         inserted = []
@@ -602,6 +616,8 @@ class SQLiteDeadlineRepository:
             conn.execute(_INSERT_MS, (m.id, m.investigation_id, m.kind.value, m.person_id, *_ms_values(m), _us(next_check)))
         if write.store_facts_change:
             conn.execute(_SET_FACTS_CHANGE, (write.facts_change_at, write.investigation_id))
+        if write.contacts_digest is not None:
+            conn.execute(_SET_DIGEST, (write.contacts_digest, write.investigation_id))
         if write.new_tracked:
             conn.executemany(
                 _INSERT_TRACKED,
