@@ -718,8 +718,8 @@ def evaluate_field_changes(
     is re-evaluated with the named contacts' fresh checks and every other
     person's as its stored reason records them (a contact absent from the
     reason's gaps was complete), by the same rules as :func:`evaluate_facts`.
-    The other clocks keep their stored state, which no time has moved
-    (the sweep takes this path only for investigations with no clock due).
+    The other clocks keep their stored state: the checks below hand back
+    any investigation with a clock that time has moved.
 
     Returns None when the stored clocks cannot stand in for the facts (a clock
     never evaluated, one past its due time without its due-time snapshot,
@@ -732,10 +732,9 @@ def evaluate_field_changes(
     kinds = set()
     roles: dict[str, str] = {}
     for contact in contacts:
-        role = "general" if contact.contact_class is ContactClass.GENERAL else contact.contact_class.value
-        roles[contact.person_id] = role
+        roles[contact.person_id] = contact.contact_class.value  # the role a gap of theirs carries
         if contact.person_id in fresh:
-            kinds.add(MilestoneKind.FULL_INFO if role == "general" else MilestoneKind.CORE_INFO)
+            kinds.add(MilestoneKind.FULL_INFO if contact.contact_class is ContactClass.GENERAL else MilestoneKind.CORE_INFO)
     chosen = []
     for c in clocks:
         if (c.next_check_at is not None and c.next_check_at <= now_us) or c.started_at > now_us or (

@@ -9,15 +9,18 @@ module constants and takes bound parameters only.
 
 Nodes (one label each, no relationships to the graph: ids are properties)
 --------------------------------------------------------------------------
-``(:Investigation {id, kind, case_id, case_key, region, team, …})``
+``(:Investigation {id, kind, case_id, case_key, region, team, …, facts_change_at, contacts_digest})``
     ``case_key`` = ``case_id`` on case investigations only, under a uniqueness
-    constraint: one investigation per case.
+    constraint: one investigation per case. ``contacts_digest``: see
+    :func:`~tracing.deadlines.engine.contacts_digest`.
 ``(:Milestone {id, investigation_id, kind, person_id, started_at, due_at, at_risk_at, state, met_at, epoch,
 reason, evaluated_at, at_due, next_check_at})``
     ``reason`` / ``at_due`` are JSON strings. ``next_check_at`` is present only
     while a time-driven transition is ahead (range index: the sweep's time queue).
-``(:DeadlineDirty {investigation_id, since, changed_at})``
+``(:DeadlineDirty {investigation_id, since, changed_at, persons})``
     The dirty queue (range index on ``since``); cleared by the sweep with a token.
+    ``persons`` (a list) names the persons whose fields changed; absent when
+    anything may have changed.
 ``(:DeadlineTracked {key, investigation_id, person_id, role, first_seen_at, resolved_at, outcome})``
 ``(:DeadlineArrival {key, investigation_id, investigator, arrived_at})`` — investigator on scene
 ``(:DeadlineIsolationArrival {key, person_id, site_id, arrived_at})``
