@@ -197,6 +197,18 @@ def run(args: argparse.Namespace, path: str) -> None:
         store = SQLiteStore(path)
         repo = deadline_repository(store)
         print(f"reused {args.template} ({args.investigations} investigations assumed) as {path}")
+        # A template from before contact digests were stored would send every first change of an
+        # investigation to the whole evaluation: store them with one untimed whole sweep (at the same
+        # NOW as the build's, so nothing else moves), and into the template for next time.
+        missing = [i for (i,) in store.query(
+            "SELECT id FROM dl_investigations WHERE status = 'open' AND kind = 'case' AND contacts_digest IS NULL")]
+        if missing:
+            repo.mark_dirty(missing, NOW)
+            upgrade = sweep_deadlines(store, repo, policy=policy, now=NOW, limit=len(missing))
+            print(f"stored the contact digests of {len(missing)} investigations (an older template): "
+                  f"{upgrade.elapsed_ms / 1000:.1f} s, {len(upgrade.alerts)} alerts, {len(upgrade.errors)} errors")
+            store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+            shutil.copyfile(path, args.template)
     else:
         store = SQLiteStore(path)
         repo = deadline_repository(store)
