@@ -206,11 +206,21 @@ def apply_and_rederive(
     deadline_policy: DeadlinePolicy | None = None,
     now: datetime,
 ) -> list[str]:
-    """Write ``batch`` atomically, then re-derive the cases it affects. Returns their ids."""
+    """Write ``batch`` atomically, then re-derive the cases it affects. Returns their ids.
+
+    A place written changes no tracing, but its kind may make it a workplace, which the
+    all-information clock of every case that visited it checks: their investigations are
+    marked as well (the marks name those cases, so the sweep evaluates them whole).
+    """
     store.apply(batch)
-    return rederive_affected(
+    rederived = rederive_affected(
         store, touched_person_ids(store, batch), policy=policy, deadline_policy=deadline_policy, now=now
     )
+    if batch.places:
+        visitors = {v.person_id for v in store.visits_at([p.id for p in batch.places])}
+        if visitors:
+            after_graph_change(store, visitors, now=now, policy=deadline_policy)
+    return rederived
 
 
 # --- chains ----------------------------------------------------------------------------

@@ -340,3 +340,26 @@ def test_one_unreadable_investigation_does_not_stop_the_others(make_story):
             "MATCH (m:Milestone {id: 'inv:Q0:on_scene'}) SET m.state = 'bogus'").consume())
     result = sweep_deadlines(story.store, story.repo, policy=story.policy, now=t(11, 25))
     assert set(result.errors) == {"inv:Q0"} and _marks(story.repo) == {"inv:Q0": frozenset({"QC"})}
+
+
+def test_a_place_becoming_a_workplace_marks_the_cases_that_visited_it(make_story, checked_shortcut):
+    from graph_models import Place
+    from tracing.service import apply_and_rederive
+    from tracing.store.port import GraphBatch
+
+    from .story import TRACING
+
+    story = make_story()
+    story.run(t(14, 15))  # the case visited "mall" on 04-19 and has no workplace recorded yet
+    full = {m.kind.value: m for m in story.repo.milestones_of([INV])[INV]}["full_info"]
+    assert "workplace" in next(g.missing for g in full.reason.gaps if g.role == "case")
+    apply_and_rederive(story.store, GraphBatch(places=[Place(id="mall", kind="office")]), policy=TRACING,
+                       deadline_policy=story.policy, now=t(14, 20))
+    assert _marks(story.repo) == {INV: frozenset({"P0"})}  # the case named: evaluated whole
+    story.update_person(t(14, 25), "G1", phone="13800000005")
+    story.clock.now = t(14, 30)
+    checked_shortcut.rest.clear()
+    story.sweep()
+    assert checked_shortcut.rest == [INV]
+    full = {m.kind.value: m for m in story.repo.milestones_of([INV])[INV]}["full_info"]
+    assert "workplace" not in next(g.missing for g in full.reason.gaps if g.role == "case")
