@@ -363,3 +363,22 @@ def test_a_place_becoming_a_workplace_marks_the_cases_that_visited_it(make_story
     assert checked_shortcut.rest == [INV]
     full = {m.kind.value: m for m in story.repo.milestones_of([INV])[INV]}["full_info"]
     assert "workplace" not in next(g.missing for g in full.reason.gaps if g.role == "case")
+
+
+def test_a_second_sweeper_does_not_put_back_an_older_reason(make_story):
+    """Two sweepers (the API's workers each run one): B plans from an older read and applies after A
+    stored a newer reason: B's write is refused, not applied over A's (the shortcut trusts stored reasons)."""
+    story = make_story()
+    story.run(t(11, 15))  # the 4 h clock lacks C2's id/phone and S1's address
+    story.update_person(t(11, 20), "S1", address="3 Chaoyang Rd")
+    marks = story.repo.dirty_marks(limit=10)
+    stale, errors, _ = deadline_service.plan_dirty(story.store, story.repo, sorted(marks), policy=story.policy,
+                                                   now=t(11, 21), dirty=marks)  # sweeper B reads and plans
+    assert not errors and [u.id for u in stale[INV].updates] == [f"{INV}:core_info"]
+    story.update_person(t(11, 22), "C2", name=None)  # C2 now lacks a name too
+    story.clock.now = t(11, 23)
+    story.sweep()  # sweeper A: S1 complete, C2 lacks name and id/phone
+    _, refused = story.repo.apply_evaluations([stale[INV]])  # B, late
+    assert INV in refused
+    core = {m.kind.value: m for m in story.repo.milestones_of([INV])[INV]}["core_info"]
+    assert [(g.person_id, g.missing) for g in core.reason.gaps] == [("C2", ["name", "id_number|phone"])]

@@ -837,7 +837,7 @@ def plan_write(facts: Facts, evaluation: InvestigationEvaluation) -> EvaluationW
             if c.next_check_at is not None or natural_next_check(c.state, c.at_risk_at, c.due_at) is not None:
                 write.updates.append(MilestoneUpdate(
                     c.id, c.state, c.met_at, c.epoch, c.reason_json, c.evaluated_at, None, None, c.state, c.epoch,
-                    c.next_check_at,
+                    c.next_check_at, c.reason_json,
                 ))
         return write
     write.new_tracked = list(evaluation.new_tracked)
@@ -877,6 +877,7 @@ def plan_write(facts: Facts, evaluation: InvestigationEvaluation) -> EvaluationW
         ):
             write.updates.append(MilestoneUpdate(
                 c.id, state, r.met_at, epoch, reason, now_us, snapshot, nxt, old_state, c.epoch, c.next_check_at,
+                c.reason_json,
             ))
     return write
 
@@ -926,6 +927,6 @@ def plan_crossings(
             snapshot = _snapshot_json(now, state, c.reason_json, known_persons)
         write.updates.append(MilestoneUpdate(
             c.id, state, None, c.epoch, c.reason_json, now_us, snapshot, _next_check(state, c, facts_change_at),
-            c.state, c.epoch, c.next_check_at,
+            c.state, c.epoch, c.next_check_at, c.reason_json,
         ))
     return write

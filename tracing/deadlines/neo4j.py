@@ -299,7 +299,7 @@ UNWIND $ids AS mid
 MATCH (m:Milestone {id: mid})
 SET m._lock = true
 REMOVE m._lock
-RETURN m.id AS id, m.state AS state, m.epoch AS epoch
+RETURN m.id AS id, m.state AS state, m.epoch AS epoch, m.reason AS reason
 """
 _UPDATE_MILESTONES: LiteralString = """
 UNWIND $rows AS row
@@ -528,10 +528,13 @@ def _apply_tx(tx: ManagedTransaction, plans: list[dict]) -> tuple[list[tuple[str
     refused: dict[str, str] = {}
     ids = [u["id"] for p in plans for u in p["updates"]]
     if ids:
-        current = {r["id"]: (r["state"], r["epoch"]) for r in tx.run(_LOCK_MILESTONES, {"ids": ids})}
+        current = {r["id"]: (r["state"], r["epoch"], r["reason"]) for r in tx.run(_LOCK_MILESTONES, {"ids": ids})}
         for p in plans:
             for u in p["updates"]:
-                if current.get(u["id"]) != (u["expected_state"], u["expected_epoch"]):
+                found = current.get(u["id"])
+                if found is None or found[:2] != (u["expected_state"], u["expected_epoch"]) or (
+                    u["expected_reason"] is not None and found[2] != u["expected_reason"]
+                ):
                     refused[p["investigation_id"]] = f"milestone {u['id']} changed since it was read"
                     break
     accepted = [p for p in plans if p["investigation_id"] not in refused]
@@ -578,6 +581,7 @@ def _plan(write: EvaluationWrite) -> dict[str, Any]:
     updates = [
         {
             "id": u.id, "expected_state": u.expected_state.value, "expected_epoch": u.expected_epoch,
+            "expected_reason": u.expected_reason,
             "props": {
                 "state": u.state.value, "met_at": u.met_at, "epoch": u.epoch, "reason": u.reason_json,
                 "evaluated_at": u.evaluated_at, "next_check_at": u.next_check_at,

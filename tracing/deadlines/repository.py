@@ -92,9 +92,12 @@ class Clock:
 
 @dataclass(slots=True)
 class MilestoneUpdate:
-    """New values of a stored milestone (times in µs), applied only if it still has ``expected_state``/``expected_epoch``.
+    """New values of a stored milestone (times in µs), applied only if it still has ``expected_state``/``expected_epoch``
+    (and, when given, ``expected_reason``: the reason it was planned from).
 
     Its times (started, due, at-risk) never change. ``at_due_json`` None keeps the stored snapshot.
+    Checking the reason matters since stored reasons stand in for facts (the sweep's shortcut): a
+    write planned from an older read, by a second sweeper, must not put back an older reason.
     """
 
     id: str
@@ -108,6 +111,7 @@ class MilestoneUpdate:
     expected_state: MilestoneState
     expected_epoch: int
     expected_next_check: int | None = None  # the stored queue time (an adapter may skip rewriting it if unchanged)
+    expected_reason: str | None = None  # the stored reason as read (None: not checked)
 
 
 @dataclass

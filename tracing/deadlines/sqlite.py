@@ -504,12 +504,12 @@ class SQLiteDeadlineRepository:
     def _refuse_conflicts(
         conn: sqlite3.Connection, writes: Sequence[EvaluationWrite], refused: dict[str, str]
     ) -> list[EvaluationWrite]:
-        """The writes whose updated milestones still have their expected state, epoch (and, for a reason-only
-        update, queue time); the others go to ``refused`` (a concurrent change)."""
+        """The writes whose updated milestones still have their expected state, epoch, reason (when given) and,
+        for a reason-only update, queue time; the others go to ``refused`` (a concurrent change)."""
         ids = [u.id for w in writes for u in w.updates]
         stored = {}
         for chunk in _chunks(ids):
-            sql = f"SELECT id, state, epoch, next_check_at FROM dl_milestones WHERE id IN ({_marks(len(chunk))})"
+            sql = f"SELECT id, state, epoch, next_check_at, reason FROM dl_milestones WHERE id IN ({_marks(len(chunk))})"
             stored.update((row[0], row[1:]) for row in conn.execute(sql, chunk))
         accepted = []
         for write in writes:
@@ -518,6 +518,7 @@ class SQLiteDeadlineRepository:
                 if (
                     found is None or found[0] != u.expected_state.value or found[1] != u.expected_epoch
                     or (_reason_only(u) and found[2] != u.expected_next_check)
+                    or (u.expected_reason is not None and found[3] != u.expected_reason)
                 ):
                     refused[write.investigation_id] = f"a milestone of {write.investigation_id} changed since it was read"
                     break
