@@ -442,16 +442,16 @@ def _on_scene(facts: Facts, now: datetime) -> _Outcome:
 def _core(facts: Facts, policy: DeadlinePolicy, now: datetime, checks: PersonChecks, missing_of=None) -> _Outcome:
     """``missing_of(person_id)``: a contact's missing core fields (default: checked on ``facts.persons``)."""
     contacts = [c for c in facts.contacts if c.contact_class in _CORE_CLASSES]
-    if missing_of is None:
-        persons = facts.persons
-        return _contacts_outcome(
-            facts, contacts, policy=policy, now=now, what="close/secondary contacts", empty_ok=False,
-            check=lambda c: missing_in(persons.get(c.person_id), checks.core),
-        )
+    missing_of = missing_of or _checked_on(facts.persons, checks)
     return _contacts_outcome(
         facts, contacts, policy=policy, now=now, what="close/secondary contacts", empty_ok=False,
         check=lambda c: missing_of(c.person_id),
     )
+
+
+def _checked_on(persons: dict[str, tuple], checks: PersonChecks):
+    """``missing_of`` for :func:`_core` / :func:`_full`: the core fields a person lacks in ``persons``."""
+    return lambda person_id: missing_in(persons.get(person_id), checks.core)
 
 
 #: ``trajectory:<day>`` labels, built once per calendar day (a case without visits lacks ~7 of them at each evaluation).
@@ -494,12 +494,9 @@ def _full(
         if missing:
             gaps.append((case_id, "case", missing))
     general = [c for c in facts.contacts if c.contact_class is ContactClass.GENERAL]
-    persons = facts.persons
+    missing_of = missing_of or _checked_on(facts.persons, checks)
     for contact in general:
-        if missing_of is None:
-            missing = missing_in(persons.get(contact.person_id), checks.core)
-        else:
-            missing = missing_of(contact.person_id)
+        missing = missing_of(contact.person_id)
         if missing:
             gaps.append((contact.person_id, "general", missing))
     if gaps:
