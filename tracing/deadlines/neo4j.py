@@ -127,20 +127,15 @@ UNWIND $ids AS cid
 MATCH (i:Investigation {case_key: cid})
 RETURN cid AS case_id, i.id AS id
 """
-_FACTS_CHANGE_TIMES: LiteralString = """
+_EVALUATION_STAMPS: LiteralString = """
 UNWIND $ids AS iid
-MATCH (i:Investigation {id: iid}) WHERE i.facts_change_at IS NOT NULL
-RETURN i.id AS id, i.facts_change_at AS at
+MATCH (i:Investigation {id: iid}) WHERE i.facts_change_at IS NOT NULL OR i.contacts_digest IS NOT NULL
+RETURN i.id AS id, i.facts_change_at AS at, i.contacts_digest AS digest
 """
 _SET_FACTS_CHANGE: LiteralString = """
 UNWIND $rows AS row
 MATCH (i:Investigation {id: row.id})
 SET i.facts_change_at = row.at
-"""
-_CONTACT_DIGESTS: LiteralString = """
-UNWIND $ids AS iid
-MATCH (i:Investigation {id: iid}) WHERE i.contacts_digest IS NOT NULL
-RETURN i.id AS id, i.contacts_digest AS digest
 """
 _SET_DIGEST: LiteralString = """
 UNWIND $rows AS row
@@ -835,17 +830,11 @@ class Neo4jDeadlineRepository:
             {r["id"] for r in timed},
         )
 
-    def facts_change_times(self, ids: Iterable[str]) -> dict[str, int]:
+    def evaluation_stamps(self, ids: Iterable[str]) -> dict[str, tuple[int | None, str | None]]:
         unique = _unique(ids)
         if not unique:
             return {}
-        return {r["id"]: r["at"] for r in self._read(_FACTS_CHANGE_TIMES, ids=unique)}
-
-    def contact_digests(self, ids: Iterable[str]) -> dict[str, str]:
-        unique = _unique(ids)
-        if not unique:
-            return {}
-        return {r["id"]: r["digest"] for r in self._read(_CONTACT_DIGESTS, ids=unique)}
+        return {r["id"]: (r["at"], r["digest"]) for r in self._read(_EVALUATION_STAMPS, ids=unique)}
 
     def dirty_marks(self, *, limit: int) -> dict[str, DirtyMark]:
         return {r["id"]: _dirty_mark(r) for r in self._read(_DIRTY, limit=limit)}

@@ -218,11 +218,10 @@ class DeadlineRepository(Protocol):
     def due_for_sweep(self, now: datetime, *, limit: int) -> tuple[dict[str, DirtyMark], set[str]]:
         """Dirty investigations, and those with a milestone whose ``next_check_at`` ≤ ``now`` (by index)."""
 
-    def facts_change_times(self, ids: Iterable[str]) -> dict[str, int]:
-        """Per investigation, the stored earliest time a future-dated fact takes effect (absent: none)."""
-
-    def contact_digests(self, ids: Iterable[str]) -> dict[str, str]:
-        """Per investigation, the stored :attr:`EvaluationWrite.contacts_digest` (absent: none stored yet)."""
+    def evaluation_stamps(self, ids: Iterable[str]) -> dict[str, tuple[int | None, str | None]]:
+        """What the last evaluation of each investigation stored for the next: the earliest time (µs) a
+        future-dated fact takes effect and :attr:`EvaluationWrite.contacts_digest` (None: none stored;
+        investigations with neither are absent)."""
 
     def dirty_marks(self, *, limit: int) -> dict[str, DirtyMark]:
         """The dirty queue (by index on ``since``, earliest first, at most ``limit``)."""

@@ -35,9 +35,9 @@ from .engine import (
     InvestigationEvaluation,
     base_milestones,
     case_window,
+    contacts_digest,
     crossing_is_time_only,
     evaluate_facts,
-    contacts_digest,
     evaluate_field_changes,
     missing_in,
     person_checks,
@@ -61,12 +61,12 @@ __all__ = [
     "declare_no_contacts",
     "evaluate",
     "load_facts",
-    "plan_dirty",
-    "plan_field_changes",
     "mark_dirty_for_persons",
     "open_assist_request",
     "open_investigation",
+    "plan_dirty",
     "plan_evaluations",
+    "plan_field_changes",
     "record_arrival",
     "record_isolation_arrival",
     "sweep_deadlines",
@@ -280,14 +280,25 @@ def after_graph_change(
 # --- loading and evaluating -------------------------------------------------------------------------
 
 
+def _stamps(repo: DeadlineRepository, ids: Iterable[str]) -> tuple[dict[str, int], dict[str, str]]:
+    """:meth:`~.repository.DeadlineRepository.evaluation_stamps` as two dicts: facts-change times, digests."""
+    changes: dict[str, int] = {}
+    digests: dict[str, str] = {}
+    for inv_id, (change, digest) in repo.evaluation_stamps(ids).items():
+        if change is not None:
+            changes[inv_id] = change
+        if digest is not None:
+            digests[inv_id] = digest
+    return changes, digests
+
+
 def _load_batch(
     store: GraphStore, repo: DeadlineRepository, ids: Sequence[str], *, policy: DeadlinePolicy,
     dirty: dict[str, DirtyMark],
 ) -> dict[str, Facts]:
     investigations = repo.get_investigations(ids)
     clocks = repo.clocks_of(ids)
-    changes = repo.facts_change_times(ids)
-    digests = repo.contact_digests(ids)
+    changes, digests = _stamps(repo, ids)
     tracked = repo.tracked_brief_of(ids)
     case_ids = [i for i, inv in investigations.items() if inv.kind is InvestigationKind.CASE]
     arrivals = repo.arrivals_of(case_ids) if case_ids else {}
@@ -461,7 +472,7 @@ def plan_field_changes(
     """
     ids = sorted(marks)
     investigations = repo.get_investigations(ids)
-    changes = repo.facts_change_times(ids)
+    changes, digests = _stamps(repo, ids)
     now_us = us(now)
     eligible, rest = [], []
     for inv_id in ids:
@@ -480,7 +491,6 @@ def plan_field_changes(
     checks = person_checks(policy)
     try:
         contacts = store.contact_refs_for_cases([investigations[i].case_id for i in eligible])
-        digests = repo.contact_digests(eligible)
         touched: dict[str, list[str]] = {}
         for inv_id in eligible:
             named = marks[inv_id].persons
@@ -615,7 +625,7 @@ def _sweep(
         if clock.investigation_id not in dirty:
             crossing.setdefault(clock.investigation_id, []).append(clock)
     investigations = repo.get_investigations(crossing) if crossing else {}
-    changes = repo.facts_change_times(crossing) if crossing else {}
+    changes, _ = _stamps(repo, crossing) if crossing else ({}, {})
     now_us = us(now)
     time_only: dict[str, list[Clock]] = {}
     full = set(dirty)

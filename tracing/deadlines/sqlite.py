@@ -459,15 +459,12 @@ class SQLiteDeadlineRepository:
         }
         return dirty, timed
 
-    def facts_change_times(self, ids: Iterable[str]) -> dict[str, int]:
+    def evaluation_stamps(self, ids: Iterable[str]) -> dict[str, tuple[int | None, str | None]]:
         sql = (
-            "SELECT id, facts_change_at FROM dl_investigations WHERE id IN ({marks}) AND facts_change_at IS NOT NULL"
+            "SELECT id, facts_change_at, contacts_digest FROM dl_investigations WHERE id IN ({marks}) "
+            "AND (facts_change_at IS NOT NULL OR contacts_digest IS NOT NULL)"
         )
-        return dict(self._in(sql, ids))
-
-    def contact_digests(self, ids: Iterable[str]) -> dict[str, str]:
-        sql = "SELECT id, contacts_digest FROM dl_investigations WHERE id IN ({marks}) AND contacts_digest IS NOT NULL"
-        return dict(self._in(sql, ids))
+        return {inv_id: (change, digest) for inv_id, change, digest in self._in(sql, ids)}
 
     def dirty_marks(self, *, limit: int) -> dict[str, DirtyMark]:
         return {
