@@ -107,3 +107,45 @@ def test_ctrl_c_stops_the_sweeping_process_not_its_workers(backend, tmp_path):
         result = sweep_deadlines(story.store, story.repo, policy=story.policy, now=t(11), workers=workers)
         assert result.worker_cpu_ms > 0  # the same worker answered
     _assert_all_evaluated(story, result)
+
+
+def test_workers_started_when_needed_start_on_the_first_large_sweep(backend, tmp_path):
+    if backend.name != "sqlite":
+        pytest.skip("one backend is enough: when the pool starts does not depend on the store")
+    story = backend.make(str(tmp_path / "lazy.db"))
+    story.write(t(9), persons=EXTRA)
+    workers = SweepWorkers(backend.url(story), processes=1, min_share=1, start_when_needed=True)
+    try:
+        # Too small to share: nothing starts.
+        small = sweep_deadlines(story.store, story.repo, policy=story.policy, now=t(9), workers=workers, limit=1)
+        assert small.evaluated >= 1 and not workers.ready and workers._starter is None
+        # The first sweep large enough to share runs here and starts the pool in the background…
+        first = sweep_deadlines(story.store, story.repo, policy=story.policy, now=t(10), workers=workers)
+        assert first.evaluated > 1 and first.worker_cpu_ms == 0
+        workers._starter.join(timeout=120)
+        assert workers.ready
+        # …which the next one shares its work with.
+        story.repo.mark_dirty([f"inv:{p.id}" for p in EXTRA], t(10, 30))
+        result = sweep_deadlines(story.store, story.repo, policy=story.policy, now=t(11), workers=workers)
+        assert result.worker_cpu_ms > 0
+    finally:
+        workers.close()
+    assert not result.errors and result.evaluated == len(EXTRA) and story.repo.dirty_marks(limit=100) == {}
+    assert not workers.ready
+
+
+def test_the_default_is_one_started_when_needed_on_two_cores(monkeypatch, tmp_path):
+    from tracing.deadlines.settings import DeadlineSettings
+    from tracing.scheduler import sweep_workers
+
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1})
+    chosen = sweep_workers(DeadlineSettings(), url)
+    assert (chosen.processes, chosen.start_when_needed) == (1, True)
+    assert sweep_workers(DeadlineSettings(), None) is None  # a store the service did not open
+    assert sweep_workers(DeadlineSettings(), "sqlite://:memory:") is None
+    assert sweep_workers(DeadlineSettings(sweep_processes=0), url) is None
+    chosen = sweep_workers(DeadlineSettings(sweep_processes=2), url)
+    assert (chosen.processes, chosen.start_when_needed) == (2, False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0})
+    assert sweep_workers(DeadlineSettings(), url) is None

@@ -32,6 +32,7 @@ reason, evaluated_at, at_due, next_check_at})``
     alerts, so seqs are gap-free and committed in order (the webhook cursor
     relies on it).
 ``(:DeadlineSinkCursor {sink, last_seq})``, ``(:DeadlineDeliveryFailure {key, sink, seq, error})``
+``(:DeadlineLease {name, holder, expires_at, checked_at})`` — which process sweeps (name unique)
 
 ``key`` properties are ``json.dumps([...])`` of composite keys, as in the graph store.
 :meth:`Neo4jStore.wipe` deletes these nodes like any other; the schema stays.
@@ -91,6 +92,7 @@ _CONSTRAINTS: tuple[LiteralString, ...] = (
     "CREATE CONSTRAINT dl_alert_seq IF NOT EXISTS FOR (n:DeadlineAlert) REQUIRE n.seq IS UNIQUE",
     "CREATE CONSTRAINT dl_sequence_name IF NOT EXISTS FOR (n:DeadlineSequence) REQUIRE n.name IS UNIQUE",
     "CREATE CONSTRAINT dl_sink_cursor IF NOT EXISTS FOR (n:DeadlineSinkCursor) REQUIRE n.sink IS UNIQUE",
+    "CREATE CONSTRAINT dl_lease_name IF NOT EXISTS FOR (n:DeadlineLease) REQUIRE n.name IS UNIQUE",
     "CREATE CONSTRAINT dl_delivery_failure IF NOT EXISTS FOR (n:DeadlineDeliveryFailure) REQUIRE n.key IS UNIQUE",
 )
 _INDEXES: tuple[LiteralString, ...] = (
@@ -358,6 +360,17 @@ MERGE (c:DeadlineSinkCursor {sink: $sink})
 ON CREATE SET c.last_seq = $seq
 ON MATCH SET c.last_seq = CASE WHEN c.last_seq >= $seq THEN c.last_seq ELSE $seq END
 """
+# Setting checked_at first takes the node's write lock, so the holder and expiry read next are the
+# committed ones (Neo4j's pattern against lost updates): two claims of an expired lease cannot both win.
+_CLAIM_LEASE: LiteralString = """
+MERGE (l:DeadlineLease {name: $name})
+SET l.checked_at = $now
+WITH l
+SET l += CASE WHEN l.holder IS NULL OR l.holder = $holder OR l.expires_at <= $now
+              THEN {holder: $holder, expires_at: $until} ELSE {} END
+RETURN l.holder AS holder
+"""
+_RELEASE_LEASE: LiteralString = "MATCH (l:DeadlineLease {name: $name, holder: $holder}) DELETE l"
 _RECORD_FAILURE: LiteralString = """
 MERGE (f:DeadlineDeliveryFailure {key: $key})
 SET f.sink = $sink, f.seq = $seq, f.error = $error
@@ -896,6 +909,16 @@ class Neo4jDeadlineRepository:
 
     def delivery_failures(self, sink: str) -> list[tuple[int, str | None]]:
         return [(r["seq"], r["error"]) for r in self._read(_DELIVERY_FAILURES, sink=sink)]
+
+    # --- the sweep lease ---------------------------------------------------------------------------
+    def claim_sweep(self, holder: str, *, now: datetime, until: datetime) -> str:
+        def claim(tx: ManagedTransaction) -> str:
+            return _fetch(tx, _CLAIM_LEASE, name="sweep", holder=holder, now=us(now), until=us(until))[0]["holder"]
+
+        return self._store.execute_write(claim)
+
+    def release_sweep(self, holder: str) -> None:
+        self._write(_RELEASE_LEASE, name="sweep", holder=holder)
 
     # --- reports -----------------------------------------------------------------------------------
     def milestones_where(

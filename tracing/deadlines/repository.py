@@ -237,6 +237,14 @@ class DeadlineRepository(Protocol):
         (a concurrent change) or failed, the reason.
         """
 
+    def claim_sweep(self, holder: str, *, now: datetime, until: datetime) -> str:
+        """Take or renew the store's sweep lease for ``holder`` until ``until``, unless another holder's
+        lease is still live at ``now``. Returns the holder after the call (``holder``: claimed).
+        Atomic: of two processes claiming an expired lease at once, one gets it."""
+
+    def release_sweep(self, holder: str) -> None:
+        """Give up the sweep lease if ``holder`` holds it (a clean shutdown: the next process need not wait)."""
+
     # --- alerts and reports ---------------------------------------------------------------
     def alerts(
         self, *, after_seq: int | None = None, investigation_id: str | None = None,

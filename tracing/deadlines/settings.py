@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -25,11 +27,22 @@ class DeadlineSettings(BaseSettings):
     interval_seconds: float = Field(default=60, gt=0)
     misfire_grace_seconds: int = Field(default=120, ge=1)
     batch_limit: int = Field(default=20_000, ge=1, description="Most investigations evaluated per sweep")
-    sweep_processes: int = Field(
-        default=0, ge=0,
+    sweep_processes: int | None = Field(
+        default=None, ge=0,
         description="Worker processes that evaluate shares of large sweeps (0: all in the sweeping process). "
+        "Unset: one, on a machine with two or more cores, started by the first sweep large enough to share. "
         "Needs the store's URL: an SQLite file or a single Neo4j server (bolt://); see tracing.deadlines.workers",
     )
+    lease_seconds: float | None = Field(
+        default=None, gt=0,
+        description="How long a sweeping process's claim on the store lasts without renewal (each sweep renews "
+        "it); other processes' schedulers wait meanwhile. Unset: three intervals, at least 60 s",
+    )
+
+    @property
+    def lease(self) -> timedelta:
+        """The effective sweep lease (see ``lease_seconds``)."""
+        return timedelta(seconds=self.lease_seconds or max(3 * self.interval_seconds, 60.0))
     webhook_url: str | None = Field(default=None, description="POST each alert as JSON here (optional)")
     webhook_timeout_seconds: float = Field(default=5, gt=0)
     webhook_max_attempts: int = Field(default=5, ge=1)

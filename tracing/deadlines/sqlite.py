@@ -132,6 +132,11 @@ CREATE TABLE IF NOT EXISTS dl_alerts (
 );
 CREATE INDEX IF NOT EXISTS dl_alerts_investigation ON dl_alerts(investigation_id, seq);
 CREATE INDEX IF NOT EXISTS dl_alerts_detected ON dl_alerts(detected_at);
+CREATE TABLE IF NOT EXISTS dl_leases (
+    name TEXT PRIMARY KEY NOT NULL,
+    holder TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dl_sink_cursors (
     sink TEXT PRIMARY KEY NOT NULL,
     last_seq INTEGER NOT NULL
@@ -197,6 +202,12 @@ _INSERT_ALERT = (
     "INSERT OR IGNORE INTO dl_alerts (key, investigation_id, milestone_id, state, detected_at, doc) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
+# Takes the lease if free, expired or already ours; leaves another holder's live lease alone.
+_CLAIM_LEASE = """
+INSERT INTO dl_leases (name, holder, expires_at) VALUES (?, ?, ?)
+ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE dl_leases.holder = excluded.holder OR dl_leases.expires_at <= ?
+"""
 # Clears a dirty mark unless the investigation was marked again after the evaluation read it.
 _CLEAR_DIRTY = "DELETE FROM dl_dirty WHERE investigation_id = ? AND changed_at <= ?"
 _INSERT_TRACKED = """
@@ -629,6 +640,17 @@ class SQLiteDeadlineRepository:
         if write.dirty_token is not None:
             conn.execute(_CLEAR_DIRTY, (write.investigation_id, _us(write.dirty_token)))
         return alerts
+
+    # --- the sweep lease ---------------------------------------------------------------------------
+    def claim_sweep(self, holder: str, *, now: datetime, until: datetime) -> str:
+        with self._store.transaction() as conn:  # the write lock makes the check and the claim one step
+            conn.execute(_CLAIM_LEASE, ("sweep", holder, _us(until), _us(now)))
+            (current,) = conn.execute("SELECT holder FROM dl_leases WHERE name = 'sweep'").fetchone()
+        return current
+
+    def release_sweep(self, holder: str) -> None:
+        with self._store.transaction() as conn:
+            conn.execute("DELETE FROM dl_leases WHERE name = 'sweep' AND holder = ?", (holder,))
 
     # --- alerts ------------------------------------------------------------------------------------
     def alerts(

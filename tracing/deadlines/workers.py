@@ -76,9 +76,15 @@ class SweepWorkers:
     fewer than ``2 × min_share`` dirty investigations runs in-process. Start the
     pool before the first sweep (:meth:`start`, or use it as a context manager) so
     that sweep does not wait for the interpreters to start; close it when done.
+    With ``start_when_needed`` the processes start instead in the background, when
+    a sweep is first large enough to share (that sweep runs in-process): a service
+    whose sweeps stay small never starts them.
     """
 
-    def __init__(self, store_url: str, *, processes: int = 1, min_share: int = 200, timeout: float = 120.0) -> None:
+    def __init__(
+        self, store_url: str, *, processes: int = 1, min_share: int = 200, timeout: float = 120.0,
+        start_when_needed: bool = False,
+    ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
         if store_url.startswith("sqlite://") and store_url.removeprefix("sqlite://") in ("", ":memory:", "/:memory:"):
@@ -86,8 +92,12 @@ class SweepWorkers:
         if store_url.startswith("neo4j"):
             raise ValueError("routed Neo4j URLs (neo4j://) are not supported: a worker could read a lagging member")
         self.store_url, self.processes, self.min_share, self.timeout = store_url, processes, min_share, timeout
+        self.start_when_needed = start_when_needed
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._ready = threading.Event()  # the current pool's processes have opened their stores
+        self._starter: threading.Thread | None = None
+        self._closed = False
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -97,10 +107,16 @@ class SweepWorkers:
         # and each runs the initializer (opening its store) before its first task.
         for future in [pool.submit(_ready) for _ in range(self.processes)]:
             future.result(timeout=self.timeout)
+        self._ready.set()
 
     def close(self) -> None:
+        self._closed = True
+        starter = self._starter
+        if starter is not None:
+            starter.join(timeout=self.timeout)
         with self._lock:
             pool, self._pool = self._pool, None
+            self._ready.clear()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -108,8 +124,37 @@ class SweepWorkers:
         """Drop the current processes (after a failure or a timeout); new ones start on the next use."""
         with self._lock:
             pool, self._pool = self._pool, None
+            self._ready.clear()
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the processes have started and opened their stores."""
+        return self._ready.is_set()
+
+    def _start_in_background(self) -> None:
+        with self._lock:
+            if self._closed or (self._starter is not None and self._starter.is_alive()):
+                return
+            self._starter = threading.Thread(target=self._start_quietly, name="sweep-workers-start", daemon=True)
+            self._starter.start()
+
+    def _start_quietly(self) -> None:
+        started = time.perf_counter()
+        try:
+            self.start()
+        except Exception:  # noqa: BLE001 - sweeps stay in-process; the next large one tries again
+            log.exception("sweep workers did not start")
+            self.restart()
+            return
+        if self._closed:  # closed while starting
+            with self._lock:
+                pool, self._pool = self._pool, None
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            return
+        log.info("started %d sweep worker process(es) in %.1f s", self.processes, time.perf_counter() - started)
 
     def __enter__(self) -> SweepWorkers:
         self.start()
@@ -138,6 +183,9 @@ class SweepWorkers:
         """
         parts = min(self.processes + 1, len(ids) // self.min_share)
         if parts < 2:
+            return list(ids), []
+        if self.start_when_needed and not self._ready.is_set():
+            self._start_in_background()
             return list(ids), []
         size = -(-len(ids) // parts)
         chunks = [list(ids[i:i + size]) for i in range(0, len(ids), size)]
