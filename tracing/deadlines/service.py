@@ -620,6 +620,10 @@ def _sweep(
 ) -> SweepResult:
     started = time.perf_counter()
     dirty = repo.dirty_marks(limit=limit)
+    own: list[str] = sorted(dirty)
+    shares: list = []
+    if workers is not None and dirty:  # first, so that the workers start while this process reads the crossings
+        own, shares = workers.submit_shares(own, dirty, policy=policy, now=now)
     crossing: dict[str, list[Clock]] = {}
     for clock in repo.due_clocks(now, limit=limit):
         if clock.investigation_id not in dirty:
@@ -638,17 +642,13 @@ def _sweep(
             time_only[inv_id] = clocks
         else:
             full.add(inv_id)
-    ids = sorted(full)
-    result = SweepResult(now=now, evaluated=len(ids) + len(time_only))
-    if not ids and not time_only:
+    result = SweepResult(now=now, evaluated=len(full) + len(time_only))
+    if not full and not time_only:
         result.elapsed_ms = (time.perf_counter() - started) * 1000
         return result
     writes: dict[str, EvaluationWrite] = {}
-    shares: list = []
-    if ids:
-        own = ids
-        if workers is not None:
-            own, shares = workers.submit_shares(ids, dirty, policy=policy, now=now)
+    own = sorted({*own, *(full - set(dirty))})  # plus the crossings that need a whole evaluation
+    if own:
         writes, result.errors, missing = plan_dirty(store, repo, own, policy=policy, now=now, dirty=dirty)
         _drop_orphans(missing, dirty, writes, result.errors)
     if time_only:  # while the workers (if any) finish their shares

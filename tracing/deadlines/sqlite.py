@@ -163,12 +163,12 @@ ON CONFLICT(id) DO NOTHING
 _UPDATE_MS = """
 UPDATE dl_milestones SET state = ?, met_at = ?, epoch = ?, reason = ?, evaluated_at = ?, at_due = coalesce(?, at_due),
     next_check_at = ?
-WHERE id = ? AND state = ? AND epoch = ?
+WHERE id = ? AND state = ? AND epoch = ? AND (? IS NULL OR reason = ?)
 """
 # Most sweep updates change only the reason (who lacks what): this one leaves the state and queue indexes alone.
 _UPDATE_MS_REASON = """
 UPDATE dl_milestones SET met_at = ?, epoch = ?, reason = ?, evaluated_at = ?, at_due = coalesce(?, at_due)
-WHERE id = ? AND state = ? AND epoch = ? AND next_check_at IS ?
+WHERE id = ? AND state = ? AND epoch = ? AND next_check_at IS ? AND (? IS NULL OR reason = ?)
 """
 # The sweep's light read: the snapshot only as presence (a constant, not its JSON).
 _CLOCK_COLUMNS = (
@@ -494,45 +494,19 @@ class SQLiteDeadlineRepository:
         if not writes:
             return inserted, refused
         with self._store.transaction() as conn:
-            # The write lock is held from here on: the stored milestones checked below cannot change
-            # before the batch is written, so each write's conflict check is done once, up front, and
-            # the accepted writes go in as one batch of statements instead of one savepoint each.
-            accepted = self._refuse_conflicts(conn, writes, refused)
+            # Each update's WHERE is its conflict check (the stored state, epoch, reason when given and, for
+            # a reason-only update, queue time must be those it was planned from). All writes go in as one
+            # batch of statements; if any update finds its milestone changed (a concurrent sweep: rare,
+            # one process holds the sweep lease) or anything else fails, the batch is rolled back and each
+            # write applied on its own, so only the failing ones are refused.
             conn.execute("SAVEPOINT evaluations")
             try:
-                inserted = self._apply_batch(conn, accepted)
+                inserted = self._apply_batch(conn, writes)
             except sqlite3.Error:
-                # Something in the batch failed: apply each write on its own, so only the failing ones are refused.
                 conn.execute("ROLLBACK TO evaluations")
-                inserted = self._apply_each(conn, accepted, refused)
+                inserted = self._apply_each(conn, writes, refused)
             conn.execute("RELEASE evaluations")
         return inserted, refused
-
-    @staticmethod
-    def _refuse_conflicts(
-        conn: sqlite3.Connection, writes: Sequence[EvaluationWrite], refused: dict[str, str]
-    ) -> list[EvaluationWrite]:
-        """The writes whose updated milestones still have their expected state, epoch, reason (when given) and,
-        for a reason-only update, queue time; the others go to ``refused`` (a concurrent change)."""
-        ids = [u.id for w in writes for u in w.updates]
-        stored = {}
-        for chunk in _chunks(ids):
-            sql = f"SELECT id, state, epoch, next_check_at, reason FROM dl_milestones WHERE id IN ({_marks(len(chunk))})"
-            stored.update((row[0], row[1:]) for row in conn.execute(sql, chunk))
-        accepted = []
-        for write in writes:
-            for u in write.updates:
-                found = stored.get(u.id)
-                if (
-                    found is None or found[0] != u.expected_state.value or found[1] != u.expected_epoch
-                    or (_reason_only(u) and found[2] != u.expected_next_check)
-                    or (u.expected_reason is not None and found[3] != u.expected_reason)
-                ):
-                    refused[write.investigation_id] = f"a milestone of {write.investigation_id} changed since it was read"
-                    break
-            else:
-                accepted.append(write)
-        return accepted
 
     def _apply_batch(self, conn: sqlite3.Connection, writes: Sequence[EvaluationWrite]) -> list[Alert]:
         """Every (conflict-checked) write, statement kind by statement kind; the alerts actually inserted."""
@@ -542,10 +516,12 @@ class SQLiteDeadlineRepository:
             for u in w.updates:
                 if _reason_only(u):
                     reasons.append((u.met_at, u.epoch, u.reason_json, u.evaluated_at, u.at_due_json, u.id,
-                                    u.expected_state.value, u.expected_epoch, u.next_check_at))
+                                    u.expected_state.value, u.expected_epoch, u.next_check_at, u.expected_reason,
+                                    u.expected_reason))
                 else:
                     moved.append((u.state.value, u.met_at, u.epoch, u.reason_json, u.evaluated_at, u.at_due_json,
-                                  u.next_check_at, u.id, u.expected_state.value, u.expected_epoch))
+                                  u.next_check_at, u.id, u.expected_state.value, u.expected_epoch, u.expected_reason,
+                                  u.expected_reason))
             new_milestones.extend(
                 (m.id, m.investigation_id, m.kind.value, m.person_id, *_ms_values(m), _us(next_check))
                 for m, next_check in w.new_milestones
@@ -561,8 +537,8 @@ class SQLiteDeadlineRepository:
         changed = conn.executemany(_UPDATE_MS, moved).rowcount if moved else 0
         if reasons:
             changed += conn.executemany(_UPDATE_MS_REASON, reasons).rowcount
-        if changed != len(moved) + len(reasons):  # cannot happen under the write lock; be safe
-            raise sqlite3.IntegrityError("a milestone changed while its update was applied")
+        if changed != len(moved) + len(reasons):  # some milestone changed since it was read
+            raise sqlite3.IntegrityError("a milestone changed since it was read")
         if new_milestones:
             conn.executemany(_INSERT_MS, new_milestones)
         if facts_changes:
@@ -610,10 +586,12 @@ class SQLiteDeadlineRepository:
             for u in write.updates:
                 if _reason_only(u):
                     reasons.append((u.met_at, u.epoch, u.reason_json, u.evaluated_at, u.at_due_json, u.id,
-                                    u.expected_state.value, u.expected_epoch, u.next_check_at))
+                                    u.expected_state.value, u.expected_epoch, u.next_check_at, u.expected_reason,
+                                    u.expected_reason))
                 else:
                     moved.append((u.state.value, u.met_at, u.epoch, u.reason_json, u.evaluated_at, u.at_due_json,
-                                  u.next_check_at, u.id, u.expected_state.value, u.expected_epoch))
+                                  u.next_check_at, u.id, u.expected_state.value, u.expected_epoch, u.expected_reason,
+                                  u.expected_reason))
             changed = 0
             if moved:
                 changed += conn.executemany(_UPDATE_MS, moved).rowcount

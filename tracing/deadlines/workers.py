@@ -83,7 +83,7 @@ class SweepWorkers:
 
     def __init__(
         self, store_url: str, *, processes: int = 1, min_share: int = 200, timeout: float = 120.0,
-        start_when_needed: bool = False,
+        start_when_needed: bool = False, own_weight: float = 0.8,
     ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
@@ -92,7 +92,7 @@ class SweepWorkers:
         if store_url.startswith("neo4j"):
             raise ValueError("routed Neo4j URLs (neo4j://) are not supported: a worker could read a lagging member")
         self.store_url, self.processes, self.min_share, self.timeout = store_url, processes, min_share, timeout
-        self.start_when_needed = start_when_needed
+        self.start_when_needed, self.own_weight = start_when_needed, own_weight
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._ready = threading.Event()  # the current pool's processes have opened their stores
@@ -176,7 +176,11 @@ class SweepWorkers:
     def submit_shares(
         self, ids: Sequence[str], dirty: dict[str, DirtyMark], *, policy: DeadlinePolicy, now: datetime
     ) -> tuple[list[str], list[SweepShare]]:
-        """Split ``ids`` into equal contiguous parts, hand all but the first to the workers.
+        """Split ``ids`` into contiguous parts, hand all but the first to the workers.
+
+        The first part, the caller's, is ``own_weight`` times a worker's: besides
+        evaluating it, the caller writes every part and handles the sweep's clock
+        crossings, and the sweep ends when it has written the last share.
 
         Returns the part the caller evaluates itself and the workers' shares. Too few ids,
         or a pool that cannot take work: everything stays with the caller.
@@ -187,8 +191,9 @@ class SweepWorkers:
         if self.start_when_needed and not self._ready.is_set():
             self._start_in_background()
             return list(ids), []
-        size = -(-len(ids) // parts)
-        chunks = [list(ids[i:i + size]) for i in range(0, len(ids), size)]
+        own = max(1, round(len(ids) * self.own_weight / (self.own_weight + parts - 1)))
+        size = -(-(len(ids) - own) // (parts - 1))
+        chunks = [list(ids[:own])] + [list(ids[i:i + size]) for i in range(own, len(ids), size)]
         try:
             pool = self._ensure_pool()
             shares = [
