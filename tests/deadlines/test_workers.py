@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from tracing.deadlines import sweep_deadlines
-from tracing.deadlines.workers import SweepWorkers
+from tracing.deadlines.workers import SweepShare, SweepWorkers
 
 from .story import CASE, t
 
@@ -74,6 +74,23 @@ def test_a_failing_worker_costs_time_not_results(backend, tmp_path, monkeypatch)
         result = sweep_deadlines(story.store, story.repo, policy=story.policy, now=t(11), workers=workers)
     _assert_all_evaluated(story, result)
     assert result.worker_cpu_ms == 0
+
+
+def test_alerts_a_worker_wrote_before_its_answer_was_lost_are_reported(backend, tmp_path, monkeypatch):
+    story = backend.make(str(tmp_path / "w.db"))
+    story.write(t(9), persons=EXTRA)
+    with SweepWorkers(backend.url(story), processes=1, min_share=1) as workers:
+        real = SweepShare.result
+
+        def written_then_lost(share):
+            real(share)  # the worker evaluated and wrote its share…
+            raise RuntimeError("…and its answer was lost")
+
+        monkeypatch.setattr("tracing.deadlines.workers.SweepShare.result", written_then_lost)
+        result = sweep_deadlines(story.store, story.repo, policy=story.policy, now=t(11), workers=workers)
+    _assert_all_evaluated(story, result)  # its alerts come from the store: this process wrote none of them
+    assert [a.seq for a in result.alerts] == sorted(a.seq for a in result.alerts)
+    assert len({a.key for a in result.alerts}) == len(result.alerts) == len(story.repo.alerts())
 
 
 def test_a_worker_on_another_database_is_not_trusted(backend, tmp_path):

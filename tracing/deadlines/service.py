@@ -568,20 +568,38 @@ def _apply(repo: DeadlineRepository, writes: dict[str, EvaluationWrite], result:
 
 def _collect_share(
     store: GraphStore, repo: DeadlineRepository, workers: SweepWorkers, share, *, policy: DeadlinePolicy,
-    now: datetime, dirty: dict[str, DirtyMark], result: SweepResult,
-) -> tuple[dict[str, EvaluationWrite], dict[str, str], list[str]]:
-    """A worker's planned writes for its share; evaluated here instead if the worker failed or timed out,
-    or if it did not find investigations this process finds (it would be reading another database)."""
+    now: datetime, dirty: dict[str, DirtyMark], result: SweepResult, alerts_before: int,
+) -> None:
+    """Add what a worker did with its share to ``result``. If the worker failed or timed out, or did not
+    find investigations this process finds (it would be reading another database), the share is evaluated
+    and written here instead: whatever the worker may have written is then already stored and is not
+    written twice (the conflict checks and unique alert keys), what it did not write is written now, and
+    the alerts it inserted (stored after ``alerts_before``) are added to ``result`` from the store."""
     try:
-        writes, errors, missing, cpu_ms = share.result()
-        result.worker_cpu_ms += cpu_ms
-        if missing and repo.get_investigations(missing):
-            raise RuntimeError(f"a sweep worker does not see {len(missing)} investigation(s) this process sees")
-        return writes, errors, missing
+        done = share.result()
+        result.worker_cpu_ms += done.cpu_ms
+        if done.missing and repo.get_investigations(done.missing):
+            raise RuntimeError(f"a sweep worker does not see {len(done.missing)} investigation(s) this process sees")
     except Exception:  # noqa: BLE001 - a lost worker costs time, never results
         log.exception("a sweep worker failed: evaluating its %d investigations here", len(share.ids))
         workers.restart()
-        return plan_dirty(store, repo, share.ids, policy=policy, now=now, dirty=dirty)
+        writes, errors, missing = plan_dirty(store, repo, share.ids, policy=policy, now=now, dirty=dirty)
+        result.errors.update(errors)
+        _drop_orphans(missing, dirty, writes, result.errors)
+        _apply(repo, writes, result)
+        ids, seen = set(share.ids), {a.key for a in result.alerts}
+        result.alerts.extend(
+            a for a in repo.alerts(after_seq=alerts_before) if a.investigation_id in ids and a.key not in seen
+        )
+        result.alerts.sort(key=lambda a: a.seq or 0)
+        return
+    result.changed += done.changed
+    result.alerts.extend(done.alerts)
+    result.errors.update(done.errors)
+    if done.missing:
+        orphans: dict[str, EvaluationWrite] = {}
+        _drop_orphans(done.missing, dirty, orphans, result.errors)
+        _apply(repo, orphans, result)
 
 
 def sweep_deadlines(
@@ -622,7 +640,9 @@ def _sweep(
     dirty = repo.dirty_marks(limit=limit)
     own: list[str] = sorted(dirty)
     shares: list = []
+    alerts_before = 0
     if workers is not None and dirty:  # first, so that the workers start while this process reads the crossings
+        alerts_before = repo.max_alert_seq()  # to find what a worker that fails may have written
         own, shares = workers.submit_shares(own, dirty, policy=policy, now=now)
     crossing: dict[str, list[Clock]] = {}
     for clock in repo.due_clocks(now, limit=limit):
@@ -664,14 +684,11 @@ def _sweep(
                 continue
             if write.updates or write.alerts:
                 writes[inv_id] = write
-    # This process's writes first: applied while the workers finish their shares (each write is atomic
-    # on its own, so two batches store exactly what one would).
+    # Each process writes what it planned (each write is atomic on its own: separate batches store
+    # exactly what one would).
     _apply(repo, writes, result)
     for share in shares:
-        share_writes, share_errors, missing = _collect_share(store, repo, workers, share, policy=policy, now=now,
-                                                             dirty=dirty, result=result)
-        result.errors.update(share_errors)
-        _drop_orphans(missing, dirty, share_writes, result.errors)
-        _apply(repo, share_writes, result)
+        _collect_share(store, repo, workers, share, policy=policy, now=now, dirty=dirty, result=result,
+                       alerts_before=alerts_before)
     result.elapsed_ms = (time.perf_counter() - started) * 1000
     return result

@@ -4,25 +4,29 @@ Loading and evaluating the facts of a dirty investigation is CPU-bound
 Python, ~0.1-0.2 ms each, and independent of every other investigation; one
 process holds the GIL for all of it. With :class:`SweepWorkers` the sweep
 (:func:`~.service.sweep_deadlines`) splits its dirty investigations: each
-worker process loads, evaluates and plans the writes of its share
-(:func:`~.service.plan_dirty`, the same code) while the sweeping process
-does its own share; then the sweeping process applies every planned write in
-its one :meth:`~.repository.DeadlineRepository.apply_evaluations`. So the
-rules, the atomic per-investigation writes, the conflict checks (a write
-planned from a stale read is refused and retried next sweep) and the
-alert-key idempotence are exactly those of a sweep without workers.
+worker process loads, evaluates, plans and writes its share
+(:func:`~.service.plan_dirty` and
+:meth:`~.repository.DeadlineRepository.apply_evaluations`, the same code)
+while the sweeping process does its own share and the clock crossings, and
+answers with the alerts its writes inserted. So the rules, the atomic
+per-investigation writes, the conflict checks (a write planned from a stale
+read is refused and retried next sweep) and the alert-key idempotence are
+exactly those of a sweep without workers.
 
-A worker only reads. It opens its own store from the same URL (an SQLite file
-or a Neo4j server; an in-memory SQLite store cannot be shared) once, when it
-starts, and keeps it open. The processes are *spawned* (a fresh interpreter),
-never forked: the sweeping process may run threads (the API, the scheduler)
-and holds open database handles.
+A worker opens its own store from the same URL (an SQLite file or a Neo4j
+server; an in-memory SQLite store cannot be shared) once, when it starts,
+and keeps it open. The processes are *spawned* (a fresh interpreter), never
+forked: the sweeping process may run threads (the API, the scheduler) and
+holds open database handles.
 
 A worker that fails, dies or takes longer than ``timeout`` seconds costs
-time, never results: its share is evaluated in the sweeping process and the
-pool is replaced before the next sweep. So does a worker that does not find
-investigations the sweeping process finds (a wrong URL): orphan dirty marks
-are only ever dropped by the sweeping process, from its own reads.
+time, never results: it is killed (a write cut short is rolled back), its
+share is evaluated and written in the sweeping process (what the worker had
+already written is not written twice, and the alerts it inserted are read
+back from the store for the sweep's result) and the pool is replaced before
+the next sweep. So does a worker that does not find investigations the
+sweeping process finds (a wrong URL): orphan dirty marks are only ever
+dropped by the sweeping process, from its own reads.
 
 A worker must read at least everything the sweeping process has read: true
 of one SQLite file (WAL: every committed write is visible to a new read) and
@@ -44,14 +48,27 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
-from graph_models.deadlines import DeadlinePolicy
+from graph_models.deadlines import Alert, DeadlinePolicy
 
 from ..collector import collector_paused
 from .repository import DeadlineRepository, DirtyMark, EvaluationWrite
 
-__all__ = ["SweepShare", "SweepWorkers"]
+__all__ = ["ShareDone", "SweepShare", "SweepWorkers"]
 
 log = logging.getLogger("tracegraph.deadlines")
+
+
+@dataclass
+class ShareDone:
+    """What a worker did with its share: the alerts its writes inserted, per investigation the error
+    (failed to evaluate, or its write refused), the ids it did not find, how many investigations'
+    writes changed anything, and its CPU ms."""
+
+    alerts: list[Alert]
+    errors: dict[str, str]
+    missing: list[str]
+    changed: int
+    cpu_ms: float
 
 
 @dataclass
@@ -62,9 +79,8 @@ class SweepShare:
     future: Future
     timeout: float
 
-    def result(self) -> tuple[dict[str, EvaluationWrite], dict[str, str], list[str], float]:
-        """The worker's planned writes, errors, ids not found (:func:`~.service.plan_dirty`) and
-        CPU ms; raises if it failed or timed out."""
+    def result(self) -> ShareDone:
+        """The worker's answer; raises if it failed or timed out."""
         return self.future.result(timeout=self.timeout)
 
 
@@ -83,7 +99,7 @@ class SweepWorkers:
 
     def __init__(
         self, store_url: str, *, processes: int = 1, min_share: int = 200, timeout: float = 120.0,
-        start_when_needed: bool = False, own_weight: float = 0.8,
+        start_when_needed: bool = False, own_weight: float = 0.9,
     ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
@@ -121,11 +137,21 @@ class SweepWorkers:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def restart(self) -> None:
-        """Drop the current processes (after a failure or a timeout); new ones start on the next use."""
+        """Stop the current processes (after a failure or a timeout); new ones start on the next use.
+
+        They are killed, not asked to finish: the caller evaluates and writes their shares itself, and a
+        worker still writing would race it (a transaction cut short is rolled back by the database)."""
         with self._lock:
             pool, self._pool = self._pool, None
             self._ready.clear()
         if pool is not None:
+            # ProcessPoolExecutor has no public way to kill its processes before Python 3.14
+            # (terminate_workers); _processes is the executor's own table of them.
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.join(timeout=10)
             pool.shutdown(wait=False, cancel_futures=True)
 
     @property
@@ -179,8 +205,7 @@ class SweepWorkers:
         """Split ``ids`` into contiguous parts, hand all but the first to the workers.
 
         The first part, the caller's, is ``own_weight`` times a worker's: besides
-        evaluating it, the caller writes every part and handles the sweep's clock
-        crossings, and the sweep ends when it has written the last share.
+        its own part, the caller reads the sweep's queues and handles its clock crossings.
 
         Returns the part the caller evaluates itself and the workers' shares. Too few ids,
         or a pool that cannot take work: everything stays with the caller.
@@ -232,13 +257,15 @@ def _ready() -> bool:
     return _worker is not None
 
 
-def _evaluate_share(
-    ids: list[str], dirty: dict[str, DirtyMark], policy: DeadlinePolicy, now: datetime
-) -> tuple[dict[str, EvaluationWrite], dict[str, str], list[str], float]:
+def _evaluate_share(ids: list[str], dirty: dict[str, DirtyMark], policy: DeadlinePolicy, now: datetime) -> ShareDone:
     from .service import plan_dirty
 
     started = time.process_time()
     store, repo = _worker
     with collector_paused():
         writes, errors, missing = plan_dirty(store, repo, ids, policy=policy, now=now, dirty=dirty)
-    return writes, errors, missing, (time.process_time() - started) * 1000
+        ordered: list[EvaluationWrite] = [writes[i] for i in sorted(writes)]
+        alerts, refused = repo.apply_evaluations(ordered) if ordered else ([], {})
+    errors.update(refused)
+    changed = sum(bool(w.updates or w.new_milestones or w.alerts) for w in ordered)
+    return ShareDone(alerts, errors, missing, changed, (time.process_time() - started) * 1000)
