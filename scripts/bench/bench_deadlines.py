@@ -5,7 +5,7 @@
     python scripts/bench/bench_deadlines.py --template /tmp/dl-100k.db    # build once, reuse afterwards
     python scripts/bench/bench_deadlines.py --profile /tmp/sweep.prof     # cProfile of the timed sweeps
     python scripts/bench/bench_deadlines.py --phases                      # CPU ms per sweep in each store verb / step
-    python scripts/bench/bench_deadlines.py --workers 1                   # one worker process evaluates half of each sweep
+    python scripts/bench/bench_deadlines.py --workers 0                   # no worker process (default: as the service)
     python scripts/bench/bench_deadlines.py --whole                       # marks that say anything may have changed
     python scripts/bench/bench_deadlines.py --warmup 10                   # time 30 ticks after 10 untimed ones
     python scripts/bench/bench_deadlines.py --store bolt://127.0.0.1:7692 --investigations 10000  # Neo4j (wiped!)
@@ -22,9 +22,10 @@ it alone); then one sweep runs. With ``--whole`` the marks say that anything
 may have changed (as after a new contact), so every fact of each investigation
 is read and evaluated again. Only the sweep is timed (p50 / p99 / max); the
 marking cost is reported apart.
-With ``--workers N`` the sweep hands shares of its dirty investigations to N
-worker processes (``SweepWorkers``, started before the timed ticks); their
-CPU time is reported next to the sweeping process's.
+As in the service, the sweep hands shares of its dirty investigations to one
+worker process on a machine with two or more cores (``--workers N``: N; 0:
+none; ``SweepWorkers``, started before the timed ticks); their CPU time is
+reported next to the sweeping process's.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ from graph_models import ContactClass, Person, TracedContact  # noqa: E402
 from graph_models.deadlines import DeadlinePolicy, Investigation  # noqa: E402
 from tracing.deadlines import deadline_repository, mark_dirty_for_persons, sweep_deadlines  # noqa: E402
 from tracing.deadlines.engine import base_milestones  # noqa: E402
-from tracing.deadlines.workers import SweepWorkers  # noqa: E402
+from tracing.deadlines.settings import DeadlineSettings  # noqa: E402
+from tracing.scheduler import sweep_workers  # noqa: E402
 from tracing.store.port import GraphBatch  # noqa: E402
 from tracing.store.sqlite import SQLiteStore  # noqa: E402
 
@@ -163,7 +165,11 @@ def main() -> None:
     parser.add_argument("--template", help="Database after build + initial sweep: reused if it exists, else written")
     parser.add_argument("--profile", help="Write cProfile stats of the timed sweeps here")
     parser.add_argument("--phases", action="store_true", help="Print CPU ms per sweep in each store verb and step")
-    parser.add_argument("--workers", type=int, default=0, help="Worker processes sharing each sweep (default: none)")
+    parser.add_argument(
+        "--workers", type=int, default=None,
+        help="Worker processes sharing each sweep (default: what the service picks, tracing.scheduler.sweep_workers: "
+        "one on a machine with two or more cores; 0: none)",
+    )
     parser.add_argument("--whole", action="store_true",
                         help="Marks that say anything may have changed (no shortcut): every fact is read again")
     args = parser.parse_args()
@@ -225,12 +231,13 @@ def run(args: argparse.Namespace, path: str) -> None:
     if args.store:
         print("note: with Neo4j the sweep CPU figure is the client's share only (the server is another process)")
     profiler = cProfile.Profile() if args.profile else None
-    workers = None
-    if args.workers:
-        workers = SweepWorkers(args.store or f"sqlite:///{path}", processes=args.workers)
+    workers = sweep_workers(DeadlineSettings(sweep_processes=args.workers), args.store or f"sqlite:///{path}")
+    if workers is not None:
         started = time.perf_counter()
-        workers.start()
-        print(f"started {args.workers} sweep worker process(es) in {time.perf_counter() - started:.1f} s")
+        workers.start()  # before the timed ticks (the service starts them with its first large sweep)
+        print(f"started {workers.processes} sweep worker process(es) in {time.perf_counter() - started:.1f} s")
+    else:
+        print("no sweep worker processes: every sweep runs in this process")
     phases = PhaseTimer(store, repo) if args.phases else None
 
     per_tick = int(args.investigations * args.fraction)
@@ -284,7 +291,7 @@ def run(args: argparse.Namespace, path: str) -> None:
           f"({statistics.median(minor_faults):.0f} page faults per sweep)")
     if workers:
         q = statistics.quantiles(all_cpu_ms, n=100, method="inclusive")
-        print(f"sweep CPU ms with the {args.workers} worker(s)' share: p50 {statistics.median(all_cpu_ms):.1f}  "
+        print(f"sweep CPU ms with the {workers.processes} worker(s)' share: p50 {statistics.median(all_cpu_ms):.1f}  "
               f"p99 {q[98]:.1f}")
         workers.close()
     print(f"dirty marking ms (per tick, not in the sweep): p50 {statistics.median(mark_ms):.1f}")
