@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from datetime import datetime, timezone
 
@@ -54,6 +55,16 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # APScheduler logs "Running job …" and "… executed successfully" at INFO for every run (every minute,
+    # in each process); a failing job is still logged, at ERROR.
+    logging.getLogger("apscheduler.executors").setLevel(max(logging.WARNING, root.level))
+
+
+def worker_app():
+    """The app of one uvicorn worker process (``--workers`` > 1). Those are spawned interpreters that do
+    not run :func:`main`, so each sets up the service's logging here (the level comes from the parent)."""
+    configure_logging(os.environ.get("TRACEGRAPH_LOG_LEVEL", "INFO"))
+    return create_app(Settings())
 
 
 def main() -> None:
@@ -73,7 +84,8 @@ def main() -> None:
             print(f"  {name:<22} {token}")
     print(f"tracegraph: API docs at http://{args.host}:{args.port}/docs", flush=True)
     if args.workers > 1:
-        uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+        os.environ["TRACEGRAPH_LOG_LEVEL"] = args.log_level
+        uvicorn.run("api.__main__:worker_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                     log_level=args.log_level.lower(), access_log=False, log_config=None)
     else:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level.lower(),
