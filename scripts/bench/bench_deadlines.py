@@ -152,6 +152,20 @@ class PhaseTimer:
             print(f"  {label:<36} {seconds * 1000 / sweeps:7.1f}   ({self.calls[label] / sweeps:.1f} calls)")
 
 
+def steal_ms() -> float | None:
+    """CPU time the hypervisor has given to other guests since boot (all vCPUs, ms), or None off Linux.
+
+    On a shared virtual machine a sweep can wait for its own vCPU: when a slow sweep coincides with
+    steal, the time went to the host, not to the code.
+    """
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    return int(fields[8]) * 1000 / os.sysconf("SC_CLK_TCK") if fields[0] == "cpu" and len(fields) > 8 else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--investigations", type=int, default=100_000)
@@ -165,6 +179,7 @@ def main() -> None:
     parser.add_argument("--template", help="Database after build + initial sweep: reused if it exists, else written")
     parser.add_argument("--profile", help="Write cProfile stats of the timed sweeps here")
     parser.add_argument("--phases", action="store_true", help="Print CPU ms per sweep in each store verb and step")
+    parser.add_argument("--target-ms", type=float, default=200, help="Count the sweeps over this (default: 200)")
     parser.add_argument(
         "--workers", type=int, default=None,
         help="Worker processes sharing each sweep (default: what the service picks, tracing.scheduler.sweep_workers: "
@@ -242,6 +257,7 @@ def run(args: argparse.Namespace, path: str) -> None:
 
     per_tick = int(args.investigations * args.fraction)
     sweep_ms, cpu_ms, system_ms, minor_faults, mark_ms, evaluated, alerts = [], [], [], [], [], [], []
+    steal: list[float | None] = []  # CPU time the hypervisor gave to others while each sweep ran (ms, all vCPUs)
     all_cpu_ms = []  # this process + its workers
     now = NOW
     for tick in range(args.warmup + args.ticks):
@@ -264,9 +280,10 @@ def run(args: argparse.Namespace, path: str) -> None:
             profiler.enable()
         if phases:
             phases._active = True
-        cpu, before = time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
+        cpu, before, stolen = time.process_time(), resource.getrusage(resource.RUSAGE_SELF), steal_ms()
         result = sweep_deadlines(store, repo, policy=policy, now=now, workers=workers)
         cpu_ms.append((time.process_time() - cpu) * 1000)
+        steal.append(None if stolen is None else steal_ms() - stolen)
         all_cpu_ms.append(cpu_ms[-1] + result.worker_cpu_ms)
         after = resource.getrusage(resource.RUSAGE_SELF)
         system_ms.append((after.ru_stime - before.ru_stime) * 1000)
@@ -284,7 +301,16 @@ def run(args: argparse.Namespace, path: str) -> None:
     print(f"ticks: {args.ticks} (after {args.warmup} untimed); per tick: {per_tick} changed investigations, "
           f"{statistics.mean(evaluated):.0f} evaluated on average (changed + clock crossings), "
           f"{statistics.mean(alerts):.0f} alerts")
-    print(f"sweep ms: p50 {statistics.median(sweep_ms):.1f}  p99 {q[98]:.1f}  max {max(sweep_ms):.1f}")
+    print(f"sweep ms: p50 {statistics.median(sweep_ms):.1f}  p95 {q[94]:.1f}  p99 {q[98]:.1f}  "
+          f"max {max(sweep_ms):.1f}")
+    over = [i for i, ms in enumerate(sweep_ms) if ms > args.target_ms]
+    if steal and steal[0] is not None:
+        robbed = [i for i in over if steal[i] >= args.target_ms / 10]
+        print(f"sweeps over {args.target_ms:g} ms: {len(over)} of {len(sweep_ms)}; of those, {len(robbed)} lost "
+              f"≥ {args.target_ms / 10:g} ms of CPU to the hypervisor meanwhile (steal, /proc/stat); "
+              f"steal per sweep: p50 {statistics.median(steal):.0f} ms, max {max(steal):.0f} ms")
+    else:
+        print(f"sweeps over {args.target_ms:g} ms: {len(over)} of {len(sweep_ms)}")
     q = statistics.quantiles(cpu_ms, n=100, method="inclusive")
     print(f"sweep CPU ms (this process; excludes waiting for a busy machine): p50 {statistics.median(cpu_ms):.1f}  "
           f"p99 {q[98]:.1f}; of it in the kernel: p50 {statistics.median(system_ms):.1f} "
