@@ -118,3 +118,33 @@ def test_a_write_planned_from_stale_clocks_is_refused_and_the_others_apply(make_
     stored = story.repo.alerts()
     assert sorted(a.key for a in stored) == sorted(a.key for a in [*first_alerts, *alerts])
     assert [a.seq for a in stored] == sorted(a.seq for a in [*first_alerts, *alerts])
+
+
+def test_neo4j_applies_a_large_sweep_in_chunks_with_the_same_result(make_story, backend, monkeypatch):
+    """The first sweep after a bulk import writes thousands of investigations: in one transaction that
+    outgrew the server's transaction memory. Chunks of APPLY_CHUNK store exactly what one batch stores."""
+    if backend.name != "neo4j":
+        pytest.skip("SQLite writes one batch under its write lock")
+    from tracing.deadlines import neo4j as adapter
+
+    others = [CASE.model_copy(update={"id": f"C{i}", "reported_at": t(9, 3 * i)}) for i in range(7)]
+
+    def record(story) -> list:
+        story.write(t(9), persons=others)
+        story.run(t(13))
+        return [(a.key, a.seq, a.at) for a in story.repo.alerts()]
+
+    expected = record(make_story())
+    story = make_story()
+    monkeypatch.setattr(adapter, "APPLY_CHUNK", 2)
+    transactions = []
+    execute_write = story.store.execute_write
+
+    def counting(fn, *args, **kwargs):
+        if fn is adapter._apply_tx:
+            transactions.append(len(args[0]))
+        return execute_write(fn, *args, **kwargs)
+
+    monkeypatch.setattr(story.store, "execute_write", counting)
+    assert record(story) == expected
+    assert transactions and max(transactions) == 2 and len(transactions) > len(story.results)

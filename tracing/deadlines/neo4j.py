@@ -407,6 +407,10 @@ RETURN i.team AS grp, m.kind AS kind, m.person_id IS NOT NULL AS personal, m.sta
 """,
 }
 
+#: Investigations' writes per transaction in :meth:`Neo4jDeadlineRepository.apply_evaluations`.
+APPLY_CHUNK = 1000
+
+
 def _key(*parts: Any) -> str:
     return json.dumps(list(parts), ensure_ascii=False)
 
@@ -860,20 +864,28 @@ class Neo4jDeadlineRepository:
             return [], {}
         plans = [_plan(w) for w in writes]
         by_key = {a.key: a for w in writes for a in w.alerts}
-        try:
-            inserted, refused = self._store.execute_write(_apply_tx, plans)
-        except (_Conflict, Neo4jError):
-            # Something in the batch failed: apply each investigation's write on its own, so only
-            # the failing ones are refused (as the SQLite adapter does with savepoints).
-            inserted, refused = [], {}
-            for plan in plans:
-                try:
-                    one, why = self._store.execute_write(_apply_tx, [plan])
-                except (_Conflict, Neo4jError) as error:
-                    refused[plan["investigation_id"]] = f"{type(error).__name__}: {error}"
-                    continue
+        inserted: list[tuple[str, int]] = []
+        refused: dict[str, str] = {}
+        # One transaction per chunk: each investigation's write is atomic on its own, and a sweep of
+        # thousands (the first after a bulk import) in one transaction outgrows the server's
+        # transaction memory (dbms.memory.transaction.total.max), fails and is retried in vain.
+        for start in range(0, len(plans), APPLY_CHUNK):
+            chunk = plans[start:start + APPLY_CHUNK]
+            try:
+                one, why = self._store.execute_write(_apply_tx, chunk)
                 inserted.extend(one)
                 refused.update(why)
+            except (_Conflict, Neo4jError):
+                # Something in the chunk failed: apply each investigation's write on its own, so only
+                # the failing ones are refused (as the SQLite adapter does with savepoints).
+                for plan in chunk:
+                    try:
+                        one, why = self._store.execute_write(_apply_tx, [plan])
+                    except (_Conflict, Neo4jError) as error:
+                        refused[plan["investigation_id"]] = f"{type(error).__name__}: {error}"
+                        continue
+                    inserted.extend(one)
+                    refused.update(why)
         return [by_key[key].model_copy(update={"seq": seq}) for key, seq in inserted], refused
 
     # --- alerts ------------------------------------------------------------------------------------
