@@ -40,6 +40,7 @@ __all__ = [
     "apply_and_rederive",
     "chain",
     "clusters",
+    "mark_place_visitors",
     "rederive_affected",
     "source_candidates",
     "trace_case",
@@ -208,19 +209,32 @@ def apply_and_rederive(
 ) -> list[str]:
     """Write ``batch`` atomically, then re-derive the cases it affects. Returns their ids.
 
-    A place written changes no tracing, but its kind may make it a workplace, which the
-    all-information clock of every case that visited it checks: their investigations are
-    marked as well (the marks name those cases, so the sweep evaluates them whole).
+    The investigations of those who visited the places written are marked as well
+    (:func:`mark_place_visitors`).
     """
     store.apply(batch)
     rederived = rederive_affected(
         store, touched_person_ids(store, batch), policy=policy, deadline_policy=deadline_policy, now=now
     )
-    if batch.places:
-        visitors = {v.person_id for v in store.visits_at([p.id for p in batch.places])}
-        if visitors:
-            after_graph_change(store, visitors, now=now, policy=deadline_policy)
+    mark_place_visitors(store, [p.id for p in batch.places], deadline_policy=deadline_policy, now=now)
     return rederived
+
+
+def mark_place_visitors(
+    store: GraphStore, place_ids: Iterable[str], *, deadline_policy: DeadlinePolicy | None = None, now: datetime
+) -> int:
+    """After places were written: mark the investigations watching anyone who visited them. Returns how
+    many persons that was.
+
+    A place changes no tracing, but its kind may make it a workplace, which the all-information clock
+    of every case that visited it checks (the marks name the visitors, so a case's own investigation is
+    evaluated whole).
+    """
+    ids = list(dict.fromkeys(place_ids))
+    visitors = {v.person_id for v in store.visits_at(ids)} if ids else set()
+    if visitors:
+        after_graph_change(store, visitors, now=now, policy=deadline_policy)
+    return len(visitors)
 
 
 # --- chains ----------------------------------------------------------------------------

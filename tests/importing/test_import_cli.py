@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime, timezone
 
 import pytest
 import typer
 from typer.testing import CliRunner
+
+from graph_models.deadlines import DeadlinePolicy
 
 from tracing.importing.cli import register
 
@@ -177,3 +180,45 @@ def test_file_override_reads_one_file_from_elsewhere(app, tmp_path, datasets):
     unknown = runner.invoke(app, ["import", "--dataset", "ebola_sim_2014", "--dir", str(folder),
                                   "--file", "nosuch=x.csv", "--store", f"sqlite:///{tmp_path / 'o.db'}"])
     assert unknown.exit_code == 2 and "has no file nosuch" in unknown.output
+
+
+def test_importing_places_marks_the_investigations_of_cases_that_visited_them(app, tmp_path):
+    # A place's kind may make it the case's workplace (the 24 h all-information clock checks it):
+    # importing places alone, after the visits, must queue those investigations for the sweep.
+    from tracing.deadlines import deadline_repository, sweep_deadlines
+    from tracing.store import open_store
+
+    store_url = f"sqlite:///{tmp_path / 'places.db'}"
+    people = tmp_path / "people.csv"
+    people.write_text("pid,state,onset,reported\nA,confirmed,2022-04-01,2022-04-03 09:00\nB,none,,\n", encoding="utf-8")
+    visits = tmp_path / "visits.csv"
+    visits.write_text("vid,who,where,from,to\nv1,A,mall,2022-04-01 09:00,2022-04-01 18:00\n"
+                      "v2,B,park,2022-04-01 09:00,2022-04-01 10:00\n", encoding="utf-8")
+    places = tmp_path / "places.csv"
+    places.write_text("id,kind\nmall,office\npark,park\n", encoding="utf-8")
+
+    def run(*args: str) -> None:
+        result = runner.invoke(app, ["import", *args, "--store", store_url, "--tz", "UTC"])
+        assert result.exit_code == 0, result.output
+
+    run(str(people), "--kind", "persons", "--map", "id=pid", "--map", "status=state", "--map", "onset_at=onset",
+        "--map", "reported_at=reported")
+    run(str(visits), "--kind", "visits", "--map", "id=vid", "--map", "person_id=who", "--map", "place_id=where",
+        "--map", "start=from", "--map", "end=to")
+    store = open_store(store_url)
+    try:
+        repo = deadline_repository(store)
+        assert repo.get_investigations(["inv:A"])  # opened by the persons' import
+        policy = DeadlinePolicy()
+        sweep_deadlines(store, repo, policy=policy, now=datetime(2022, 4, 3, 10, tzinfo=timezone.utc))
+        assert repo.dirty_marks(limit=10) == {}
+    finally:
+        store.close()
+
+    run(str(places), "--kind", "places")
+    store = open_store(store_url)
+    try:
+        marks = deadline_repository(store).dirty_marks(limit=10)
+    finally:
+        store.close()
+    assert set(marks) == {"inv:A"} and marks["inv:A"].persons == frozenset({"A"})  # B is no case: nothing to mark

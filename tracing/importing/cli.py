@@ -123,11 +123,12 @@ def _rederive(store, report: ImportReport) -> list[str]:
     # Imported lazily: the tracing service is another package's concern, and
     # importing without derivation (--no-derive) must not depend on it.
     from graph_models import TracingPolicy
-    from tracing.service import rederive_affected
+    from tracing.service import mark_place_visitors, rederive_affected
 
-    return rederive_affected(
-        store, sorted(report.touched_person_ids), policy=TracingPolicy(), now=datetime.now(timezone.utc)
-    )
+    now = datetime.now(timezone.utc)
+    rederived = rederive_affected(store, sorted(report.touched_person_ids), policy=TracingPolicy(), now=now)
+    mark_place_visitors(store, sorted(report.touched_place_ids), now=now)
+    return rederived
 
 
 _FileArg = Annotated[

@@ -87,7 +87,8 @@ class ImportReport:
     ``placeholders`` (persons and places referenced but defined nowhere).
     ``touched_person_ids`` are the persons upserted plus every endpoint of the
     events, visits and links written: the cases whose derived contacts may
-    have changed are among them.
+    have changed are among them. ``touched_place_ids``: the places written
+    (their kinds may have made them workplaces for the deadline clocks).
     """
 
     mapping: str
@@ -99,6 +100,7 @@ class ImportReport:
     duration_s: float
     touched_person_ids: set[str]
     skip_invalid: bool = False
+    touched_place_ids: set[str] = field(default_factory=set)
 
     def of_severity(self, severity: str) -> list[RowProblem]:
         return [p for p in self.problems if p.severity == severity]
@@ -935,6 +937,7 @@ def import_files(
         duration_s=time.perf_counter() - started,
         touched_person_ids=_touched(to_write),
         skip_invalid=skip_invalid,
+        touched_place_ids={values[_ID["place"]] for values in to_write["place"]},
     )
 
 
