@@ -148,3 +148,47 @@ def test_neo4j_applies_a_large_sweep_in_chunks_with_the_same_result(make_story, 
     monkeypatch.setattr(story.store, "execute_write", counting)
     assert record(story) == expected
     assert transactions and max(transactions) == 2 and len(transactions) > len(story.results)
+
+
+def test_a_reason_only_update_is_refused_if_the_reason_or_queue_time_it_was_planned_from_moved(make_story):
+    """The conflict check of an update that keeps the state: the stored reason (when given) must be the one
+    read; SQLite checks it in the UPDATE itself, then retries the batch write by write."""
+    from tracing.deadlines.repository import EvaluationWrite, MilestoneUpdate
+
+    story = make_story()
+    story.write(t(9), persons=[CASE])
+    story.sweep()
+    clock = next(c for c in story.repo.clocks_of([INV])[INV] if c.next_check_at is not None)
+    other = CASE.model_copy(update={"id": "P9"})
+    story.write(t(9), persons=[other])
+    story.sweep()
+    spare = next(c for c in story.repo.clocks_of(["inv:P9"])["inv:P9"] if c.next_check_at is not None)
+
+    def update(c, reason: str, *, expected_reason: str | None, expected_next: int | None) -> EvaluationWrite:
+        return EvaluationWrite(investigation_id=c.investigation_id, updates=[MilestoneUpdate(
+            id=c.id, state=c.state, met_at=c.met_at, epoch=c.epoch, reason_json=reason, evaluated_at=1,
+            at_due_json=None, next_check_at=expected_next, expected_state=c.state, expected_epoch=c.epoch,
+            expected_next_check=expected_next, expected_reason=expected_reason,
+        )])
+
+    newer = clock.reason_json.replace('"summary":"', '"summary":"(newer) ', 1)
+    assert newer != clock.reason_json
+    _, refused = story.repo.apply_evaluations([update(clock, newer, expected_reason=clock.reason_json,
+                                                      expected_next=clock.next_check_at)])
+    assert not refused
+    # Planned from the reason before: refused, while the other investigation's write in the batch applies.
+    late = update(clock, clock.reason_json, expected_reason=clock.reason_json, expected_next=clock.next_check_at)
+    fine = update(spare, spare.reason_json, expected_reason=None, expected_next=spare.next_check_at)
+    _, refused = story.repo.apply_evaluations([late, fine])
+    assert set(refused) == {INV}
+    assert {c.id: c.reason_json for c in story.repo.clocks_of([INV])[INV]}[clock.id] == newer
+    # No reason given: not checked.
+    _, refused = story.repo.apply_evaluations([update(clock, newer, expected_reason=None,
+                                                      expected_next=clock.next_check_at)])
+    assert not refused
+    if type(story.store).__name__ == "SQLiteStore":
+        # SQLite's reason-only UPDATE leaves the queue column alone, so it must find the queue time it was
+        # planned with (Neo4j writes the queue time with every update).
+        _, refused = story.repo.apply_evaluations([update(clock, newer, expected_reason=None,
+                                                          expected_next=clock.next_check_at + 1)])
+        assert set(refused) == {INV}

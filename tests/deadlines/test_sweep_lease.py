@@ -72,10 +72,10 @@ def test_of_two_schedulers_on_one_store_one_sweeps(backend, tmp_path):
     assert theirs() is None and theirs.skipped_for == mine.holder and theirs.last is None
     assert story.repo.dirty_marks(limit=10) == {}
 
-    # The holder dies without releasing: the other takes over once the lease (3 intervals) has run out.
-    story.clock.now = t(9, 3) - timedelta(seconds=1)  # claimed at 09:00 for 3 min
+    # The holder dies without releasing: the other takes over once the lease (5 minutes) has run out.
+    story.clock.now = t(9, 5) - timedelta(seconds=1)  # claimed at 09:00
     assert theirs() is None
-    story.clock.now = t(9, 3)
+    story.clock.now = t(9, 5)
     assert theirs() is not None and theirs.skipped_for is None
     assert mine() is None and mine.skipped_for == theirs.holder
 
@@ -94,9 +94,10 @@ def test_a_stopped_scheduler_hands_over_at_once(backend, tmp_path):
     assert second() is not None and second.skipped_for is None
 
 
-def test_the_lease_lasts_three_intervals_unless_set():
-    assert DeadlineSettings(interval_seconds=60).lease == timedelta(minutes=3)
-    assert DeadlineSettings(interval_seconds=5).lease == timedelta(seconds=60)
+def test_the_lease_lasts_three_intervals_and_at_least_five_minutes_unless_set():
+    # At least five minutes: a sweep must not outlast its lease (a lost worker costs up to 120 s).
+    assert DeadlineSettings(interval_seconds=60).lease == timedelta(minutes=5)
+    assert DeadlineSettings(interval_seconds=600).lease == timedelta(minutes=30)
     assert DeadlineSettings(interval_seconds=60, lease_seconds=30).lease == timedelta(seconds=30)
 
 

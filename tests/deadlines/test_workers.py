@@ -93,6 +93,32 @@ def test_alerts_a_worker_wrote_before_its_answer_was_lost_are_reported(backend, 
     assert len({a.key for a in result.alerts}) == len(result.alerts) == len(story.repo.alerts())
 
 
+def test_a_sweep_that_fails_waits_for_the_shares_it_sent(backend, tmp_path, monkeypatch):
+    # Workers write their shares: a sweep failing here must not return (and let the next sweep read the
+    # same marks) while a worker is still writing.
+    story = backend.make(str(tmp_path / "w.db"))
+    story.write(t(9), persons=EXTRA)
+    with SweepWorkers(backend.url(story), processes=1, min_share=1) as workers:
+        sent = []
+        submit = workers.submit_shares
+
+        def recording(*args, **kwargs):
+            own, shares = submit(*args, **kwargs)
+            sent.extend(i for share in shares for i in share.ids)
+            return own, shares
+
+        monkeypatch.setattr(workers, "submit_shares", recording)
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("this process's part failed")
+
+        monkeypatch.setattr("tracing.deadlines.service._sweep_own", broken)
+        with pytest.raises(RuntimeError, match="part failed"):
+            sweep_deadlines(story.store, story.repo, policy=story.policy, now=t(11), workers=workers)
+        # Returned only after the worker had written its share: those marks are gone, the others remain.
+        assert sent and set(story.repo.dirty_marks(limit=100)) == {f"inv:{p.id}" for p in EXTRA} - set(sent)
+
+
 def test_a_worker_on_another_database_is_not_trusted(backend, tmp_path):
     if backend.name != "sqlite":
         pytest.skip("needs a second database: one file per SQLite store")

@@ -46,7 +46,7 @@ from datetime import datetime
 from typing import Any, LiteralString
 
 from neo4j import ManagedTransaction
-from neo4j.exceptions import ConstraintError, Forbidden, Neo4jError
+from neo4j.exceptions import ConstraintError, DriverError, Forbidden, Neo4jError
 
 from graph_models.deadlines import (
     Alert,
@@ -875,6 +875,11 @@ class Neo4jDeadlineRepository:
                 one, why = self._store.execute_write(_apply_tx, chunk)
                 inserted.extend(one)
                 refused.update(why)
+            except DriverError as error:
+                # The server is out of reach (the driver gave up retrying): the earlier chunks are stored
+                # and reported; these investigations stay dirty for the next sweep.
+                for plan in chunk:
+                    refused[plan["investigation_id"]] = f"{type(error).__name__}: {error}"
             except (_Conflict, Neo4jError):
                 # Something in the chunk failed: apply each investigation's write on its own, so only
                 # the failing ones are refused (as the SQLite adapter does with savepoints).

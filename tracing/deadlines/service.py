@@ -644,6 +644,38 @@ def _sweep(
     if workers is not None and dirty:  # first, so that the workers start while this process reads the crossings
         alerts_before = repo.max_alert_seq()  # to find what a worker that fails may have written
         own, shares = workers.submit_shares(own, dirty, policy=policy, now=now)
+    try:
+        result = _sweep_own(store, repo, policy=policy, now=now, limit=limit, dirty=dirty, own=own, started=started)
+    except BaseException:
+        # The workers write their shares: let them finish (or stop them) before this sweep gives up, so that
+        # none is still writing when the next sweep reads the same marks.
+        _settle(workers, shares)
+        raise
+    for share in shares:
+        _collect_share(store, repo, workers, share, policy=policy, now=now, dirty=dirty, result=result,
+                       alerts_before=alerts_before)
+    if shares:
+        result.alerts.sort(key=lambda a: a.seq or 0)  # the processes committed in either order
+    result.elapsed_ms = (time.perf_counter() - started) * 1000
+    return result
+
+
+def _settle(workers: SweepWorkers | None, shares: list) -> None:
+    """Wait for the shares of a sweep that failed; stop the workers if that fails too."""
+    for share in shares:
+        try:
+            share.result()
+        except Exception:  # noqa: BLE001 - the sweep is failing already; its error is the one raised
+            if workers is not None:
+                workers.restart()
+
+
+def _sweep_own(
+    store: GraphStore, repo: DeadlineRepository, *, policy: DeadlinePolicy, now: datetime, limit: int,
+    dirty: dict[str, DirtyMark], own: list[str], started: float,
+) -> SweepResult:
+    """The sweeping process's part of :func:`_sweep`: the clock crossings, its share of the dirty
+    investigations and their writes."""
     crossing: dict[str, list[Clock]] = {}
     for clock in repo.due_clocks(now, limit=limit):
         if clock.investigation_id not in dirty:
@@ -687,8 +719,4 @@ def _sweep(
     # Each process writes what it planned (each write is atomic on its own: separate batches store
     # exactly what one would).
     _apply(repo, writes, result)
-    for share in shares:
-        _collect_share(store, repo, workers, share, policy=policy, now=now, dirty=dirty, result=result,
-                       alerts_before=alerts_before)
-    result.elapsed_ms = (time.perf_counter() - started) * 1000
     return result

@@ -36,13 +36,15 @@ class DeadlineSettings(BaseSettings):
     lease_seconds: float | None = Field(
         default=None, gt=0,
         description="How long a sweeping process's claim on the store lasts without renewal (each sweep renews "
-        "it); other processes' schedulers wait meanwhile. Unset: three intervals, at least 60 s",
+        "it when it starts); other processes' schedulers wait meanwhile, and take over when it runs out. It "
+        "should outlast the longest sweep (a worker may take up to 120 s before its share is redone). "
+        "Unset: three intervals, at least 5 minutes",
     )
 
     @property
     def lease(self) -> timedelta:
         """The effective sweep lease (see ``lease_seconds``)."""
-        return timedelta(seconds=self.lease_seconds or max(3 * self.interval_seconds, 60.0))
+        return timedelta(seconds=self.lease_seconds or max(3 * self.interval_seconds, 300.0))
     webhook_url: str | None = Field(default=None, description="POST each alert as JSON here (optional)")
     webhook_timeout_seconds: float = Field(default=5, gt=0)
     webhook_max_attempts: int = Field(default=5, ge=1)

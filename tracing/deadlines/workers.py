@@ -47,6 +47,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from graph_models.deadlines import Alert, DeadlinePolicy
 
@@ -107,6 +108,9 @@ class SweepWorkers:
             raise ValueError("an in-memory SQLite store cannot be shared with worker processes")
         if store_url.startswith("neo4j"):
             raise ValueError("routed Neo4j URLs (neo4j://) are not supported: a worker could read a lagging member")
+        if store_url.startswith("sqlite:///") and not store_url.startswith("sqlite:////"):
+            # A relative path: the workers must open this process's file whatever their working directory.
+            store_url = "sqlite:///" + str(Path(store_url.removeprefix("sqlite:///")).resolve())
         self.store_url, self.processes, self.min_share, self.timeout = store_url, processes, min_share, timeout
         self.start_when_needed, self.own_weight = start_when_needed, own_weight
         self._pool: ProcessPoolExecutor | None = None
@@ -126,10 +130,11 @@ class SweepWorkers:
         self._ready.set()
 
     def close(self) -> None:
-        self._closed = True
-        starter = self._starter
+        with self._lock:
+            self._closed = True
+            starter = self._starter
         if starter is not None:
-            starter.join(timeout=self.timeout)
+            starter.join(timeout=self.timeout * (self.processes + 1))
         with self._lock:
             pool, self._pool = self._pool, None
             self._ready.clear()
@@ -177,6 +182,7 @@ class SweepWorkers:
         if self._closed:  # closed while starting
             with self._lock:
                 pool, self._pool = self._pool, None
+                self._ready.clear()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             return
@@ -191,6 +197,8 @@ class SweepWorkers:
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         with self._lock:
+            if self._closed and self._pool is None and threading.current_thread() is not self._starter:
+                raise RuntimeError("sweep workers closed")
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
                     max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
@@ -265,7 +273,11 @@ def _evaluate_share(ids: list[str], dirty: dict[str, DirtyMark], policy: Deadlin
     with collector_paused():
         writes, errors, missing = plan_dirty(store, repo, ids, policy=policy, now=now, dirty=dirty)
         ordered: list[EvaluationWrite] = [writes[i] for i in sorted(writes)]
-        alerts, refused = repo.apply_evaluations(ordered) if ordered else ([], {})
+        try:
+            alerts, refused = repo.apply_evaluations(ordered) if ordered else ([], {})
+        except Exception as error:  # noqa: BLE001 - e.g. the database stayed locked (SQLite: then nothing was stored)
+            alerts, refused = [], {w.investigation_id: f"{type(error).__name__}: {error}" for w in ordered}
+            ordered = []
     errors.update(refused)
     changed = sum(bool(w.updates or w.new_milestones or w.alerts) for w in ordered)
     return ShareDone(alerts, errors, missing, changed, (time.process_time() - started) * 1000)

@@ -937,7 +937,8 @@ def import_files(
         duration_s=time.perf_counter() - started,
         touched_person_ids=_touched(to_write),
         skip_invalid=skip_invalid,
-        touched_place_ids={values[_ID["place"]] for values in to_write["place"]},
+        # Placeholder places (referenced, defined nowhere) carry no kind: they change no workplace.
+        touched_place_ids={values[_ID["place"]] for values in to_write["place"]} - {p.id for p in placeholders[1]},
     )
 
 
