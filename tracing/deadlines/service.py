@@ -591,7 +591,6 @@ def _collect_share(
         result.alerts.extend(
             a for a in repo.alerts(after_seq=alerts_before) if a.investigation_id in ids and a.key not in seen
         )
-        result.alerts.sort(key=lambda a: a.seq or 0)
         return
     result.changed += done.changed
     result.alerts.extend(done.alerts)
@@ -645,7 +644,7 @@ def _sweep(
         alerts_before = repo.max_alert_seq()  # to find what a worker that fails may have written
         own, shares = workers.submit_shares(own, dirty, policy=policy, now=now)
     try:
-        result = _sweep_own(store, repo, policy=policy, now=now, limit=limit, dirty=dirty, own=own, started=started)
+        result = _sweep_own(store, repo, policy=policy, now=now, limit=limit, dirty=dirty, own=own)
     except BaseException:
         # The workers write their shares: let them finish (or stop them) before this sweep gives up, so that
         # none is still writing when the next sweep reads the same marks.
@@ -672,7 +671,7 @@ def _settle(workers: SweepWorkers | None, shares: list) -> None:
 
 def _sweep_own(
     store: GraphStore, repo: DeadlineRepository, *, policy: DeadlinePolicy, now: datetime, limit: int,
-    dirty: dict[str, DirtyMark], own: list[str], started: float,
+    dirty: dict[str, DirtyMark], own: list[str],
 ) -> SweepResult:
     """The sweeping process's part of :func:`_sweep`: the clock crossings, its share of the dirty
     investigations and their writes."""
@@ -696,7 +695,6 @@ def _sweep_own(
             full.add(inv_id)
     result = SweepResult(now=now, evaluated=len(full) + len(time_only))
     if not full and not time_only:
-        result.elapsed_ms = (time.perf_counter() - started) * 1000
         return result
     writes: dict[str, EvaluationWrite] = {}
     own = sorted({*own, *(full - set(dirty))})  # plus the crossings that need a whole evaluation

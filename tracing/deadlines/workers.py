@@ -52,7 +52,7 @@ from pathlib import Path
 from graph_models.deadlines import Alert, DeadlinePolicy
 
 from ..collector import collector_paused
-from .repository import DeadlineRepository, DirtyMark, EvaluationWrite
+from .repository import DeadlineRepository, DirtyMark
 
 __all__ = ["ShareDone", "SweepShare", "SweepWorkers"]
 
@@ -266,18 +266,16 @@ def _ready() -> bool:
 
 
 def _evaluate_share(ids: list[str], dirty: dict[str, DirtyMark], policy: DeadlinePolicy, now: datetime) -> ShareDone:
-    from .service import plan_dirty
+    from .service import SweepResult, _apply, plan_dirty
 
     started = time.process_time()
     store, repo = _worker
+    done = SweepResult(now=now)
     with collector_paused():
         writes, errors, missing = plan_dirty(store, repo, ids, policy=policy, now=now, dirty=dirty)
-        ordered: list[EvaluationWrite] = [writes[i] for i in sorted(writes)]
         try:
-            alerts, refused = repo.apply_evaluations(ordered) if ordered else ([], {})
+            _apply(repo, writes, done)  # as the sweeping process writes its own share
         except Exception as error:  # noqa: BLE001 - e.g. the database stayed locked (SQLite: then nothing was stored)
-            alerts, refused = [], {w.investigation_id: f"{type(error).__name__}: {error}" for w in ordered}
-            ordered = []
-    errors.update(refused)
-    changed = sum(bool(w.updates or w.new_milestones or w.alerts) for w in ordered)
-    return ShareDone(alerts, errors, missing, changed, (time.process_time() - started) * 1000)
+            done = SweepResult(now=now, errors={i: f"{type(error).__name__}: {error}" for i in writes})
+    errors.update(done.errors)
+    return ShareDone(done.alerts, errors, missing, done.changed, (time.process_time() - started) * 1000)
